@@ -1,0 +1,26 @@
+"""vanishing: see, measure and beat the vanishing (and exploding) gradient problem in RNNs."""
+
+from .cells import CELLS, Cell, ElmanCell, GRUCell, LSTMCell, make_cell, twin
+from .init import initialize, spectral_radius
+from .models import MODELS, SequenceModel, build_model
+from .unroll import make_probe, unroll
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "CELLS",
+    "Cell",
+    "ElmanCell",
+    "GRUCell",
+    "LSTMCell",
+    "MODELS",
+    "SequenceModel",
+    "build_model",
+    "initialize",
+    "make_cell",
+    "make_probe",
+    "spectral_radius",
+    "twin",
+    "unroll",
+]

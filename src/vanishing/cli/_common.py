@@ -1,0 +1,45 @@
+"""Shared pieces of the command-line layer: one console, one way to report errors.
+
+The library raises ``ValueError`` / ``TypeError`` naming what was expected; the CLI
+turns them into one line on stderr and exit code 2 (bad usage). ``OSError`` (an
+unwritable path, a missing file) is reported the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the ``typer.Exit`` to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Decorate a command so library errors end as one line and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, TypeError, OSError) as exc:
+            raise fail(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def show_progress(quiet: bool) -> bool:
+    """Progress bars only when asked for and when stderr is a terminal."""
+    return not quiet and sys.stderr.isatty()

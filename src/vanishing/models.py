@@ -1,0 +1,185 @@
+r"""Sequence models: input layer + recurrent core + readout, with two paths that share weights.
+
+::
+
+    x (N, L, H_in) floats, or (N, L) token ids -> Embedding -> (N, L, E)
+      -> core: fused torch.nn.RNN / LSTM / GRU (training)   or   unrolled cells (probing)
+      -> hs (N, L, H) -> readout Linear: last step (N, C) or every step (N, L, C)
+
+``forward`` runs the fused ``torch.nn`` module (fast). ``forward_unrolled`` runs the
+same layers as a Python loop of :mod:`vanishing.cells` twins that hold *the same
+parameter tensors*, not copies, so a probe always sees the model being trained and its
+gradients land in the same ``.grad`` fields. It accepts one zero probe per layer
+(see :func:`vanishing.unroll.unroll`).
+
+Model names (:data:`MODELS`): ``rnn_tanh``, ``rnn_relu``, ``lstm``, ``gru``, and
+``irnn`` (a relu RNN with identity init, Le et al. 2015).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from . import _checks
+from .cells import Cell, twin
+from .init import initialize
+from .unroll import unroll
+
+__all__ = ["CORES", "MODELS", "READOUTS", "SequenceModel", "build_model"]
+
+CORES = {
+    "rnn_tanh": lambda i, h, n: nn.RNN(i, h, n, nonlinearity="tanh", batch_first=True),
+    "rnn_relu": lambda i, h, n: nn.RNN(i, h, n, nonlinearity="relu", batch_first=True),
+    "lstm": lambda i, h, n: nn.LSTM(i, h, n, batch_first=True),
+    "gru": lambda i, h, n: nn.GRU(i, h, n, batch_first=True),
+}
+READOUTS = ("last", "all")
+
+
+@dataclass(frozen=True)
+class _Preset:
+    core: str
+    init: str = "default"
+    forget_bias: float | None = None
+
+
+MODELS = {
+    "rnn_tanh": _Preset("rnn_tanh"),
+    "rnn_relu": _Preset("rnn_relu"),
+    "irnn": _Preset("rnn_relu", init="identity"),
+    "lstm": _Preset("lstm", forget_bias=1.0),
+    "gru": _Preset("gru"),
+}
+
+
+class SequenceModel(nn.Module):
+    """Input layer + recurrent core + readout.
+
+    Args:
+        core: ``rnn_tanh``, ``rnn_relu``, ``lstm`` or ``gru``.
+        input_size: H_in, features per step; for token input, the vocabulary size.
+        hidden_size: H.
+        output_size: C, outputs per readout.
+        tokens: if True, ``x`` is (N, L) integer ids read through an ``Embedding(H_in, E)``.
+        embedding_size: E (token input only; default H).
+        readout: ``last`` (output (N, C) from h_L) or ``all`` (output (N, L, C)).
+        num_layers: stacked recurrent layers.
+        init, radius, forget_bias: see :func:`vanishing.init.initialize`.
+        seed: seeds a local ``torch.Generator`` for every initial weight (the global
+            RNG is neither used nor advanced).
+    """
+
+    def __init__(
+        self,
+        core: str,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        *,
+        tokens: bool = False,
+        embedding_size: int | None = None,
+        readout: str = "last",
+        num_layers: int = 1,
+        init: str = "default",
+        radius: float | None = None,
+        forget_bias: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        _checks.one_of("core", core, CORES)
+        _checks.one_of("readout", readout, READOUTS)
+        for name, value in [("input_size", input_size), ("hidden_size", hidden_size),
+                            ("output_size", output_size), ("num_layers", num_layers)]:
+            _checks.positive_int(name, value)
+        self.core_name, self.readout_mode, self.tokens = core, readout, tokens
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        e = hidden_size if embedding_size is None else _checks.positive_int(
+            "embedding_size", embedding_size)
+        with torch.device("meta"):  # allocate nothing and draw nothing from the global RNG
+            self.embed = nn.Embedding(input_size, e) if tokens else None
+            self.core = CORES[core](e if tokens else input_size, hidden_size, num_layers)
+            self.head = nn.Linear(hidden_size, output_size)
+        self.to_empty(device="cpu")
+        self.core.flatten_parameters()
+        g = torch.Generator().manual_seed(int(seed))
+        initialize(self.core, init, radius=radius, forget_bias=forget_bias, generator=g)
+        with torch.no_grad():
+            if self.embed is not None:
+                self.embed.weight.normal_(generator=g)
+            bound = 1.0 / math.sqrt(hidden_size)
+            self.head.weight.uniform_(-bound, bound, generator=g)
+            self.head.bias.uniform_(-bound, bound, generator=g)
+
+    # -- the input layer -----------------------------------------------------------
+    def encode(self, x: Tensor) -> Tensor:
+        """Check ``x`` and map it to the core's input (N, L, H_in or E)."""
+        if not self.tokens:
+            return _checks.sequence("x", x, self.input_size)
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.is_floating_point():
+            got = f"{x.dim()}-D {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a 2-D integer tensor (batch, time) of token ids, got {got}")
+        if x.numel() == 0 or int(x.min()) < 0 or int(x.max()) >= self.input_size:
+            raise ValueError(f"token ids must lie in [0, {self.input_size}), got "
+                             f"{'empty input' if x.numel() == 0 else f'[{int(x.min())}, {int(x.max())}]'}")
+        return self.embed(x)
+
+    def _read(self, hs: Tensor) -> Tensor:
+        return self.head(hs[:, -1] if self.readout_mode == "last" else hs)
+
+    # -- the two paths -------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Fused path. Returns (N, C) for readout ``last`` or (N, L, C) for ``all``."""
+        hs, _ = self.core(self.encode(x))
+        return self._read(hs)
+
+    def cells(self) -> list[Cell]:
+        """One cell per layer, sharing this model's parameter tensors (built on demand)."""
+        return [twin(self.core, layer) for layer in range(self.core.num_layers)]
+
+    def forward_unrolled(
+        self, x: Tensor, probes: list[Tensor] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Unrolled path with the same weights.
+
+        Args:
+            x: as for :meth:`forward`.
+            probes: optional list with one zero (N, L, H) tensor per layer (requires grad).
+
+        Returns:
+            ``(output, hs)``: the readout as :meth:`forward`, and every layer's hidden
+            states (N, L, H), probes included.
+        """
+        cells = self.cells()
+        if probes is not None and (not isinstance(probes, (list, tuple))
+                                   or len(probes) != len(cells)):
+            raise ValueError(f"probes must be a list of {len(cells)} tensor(s), one per layer")
+        inp, all_hs = self.encode(x), []
+        for layer, cell in enumerate(cells):
+            inp, _ = unroll(cell, inp, probe=None if probes is None else probes[layer])
+            all_hs.append(inp)
+        return self._read(inp), all_hs
+
+    def extra_repr(self) -> str:
+        return f"core={self.core_name!r}, readout={self.readout_mode!r}"
+
+
+def build_model(
+    name: str,
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    **kwargs,
+) -> SequenceModel:
+    """Build a model by name (:data:`MODELS`), applying the name's preset init.
+
+    ``irnn`` is a relu RNN with identity init; ``lstm`` gets forget-gate bias 1 unless
+    ``forget_bias`` is given. Other keyword arguments go to :class:`SequenceModel`.
+    """
+    preset = MODELS[_checks.one_of("model", name, MODELS)]
+    kwargs.setdefault("init", preset.init)
+    kwargs.setdefault("forget_bias", preset.forget_bias)
+    return SequenceModel(preset.core, input_size, hidden_size, output_size, **kwargs)

@@ -1,0 +1,67 @@
+import pytest
+import torch
+from torch import nn
+
+from vanishing.cells import make_cell
+from vanishing.init import initialize, spectral_radius
+
+
+def _blocks(w, gates):
+    h = w.shape[1]
+    return w.detach().view(gates, h, h)
+
+
+@pytest.mark.parametrize("name, gates", [("rnn_tanh", 1), ("lstm", 4), ("gru", 3)])
+def test_orthogonal_blocks(name, gates):
+    cell = initialize(make_cell(name, 3, 6), "orthogonal", generator=torch.Generator().manual_seed(1))
+    for b in _blocks(cell.weight_hh, gates):
+        torch.testing.assert_close(b @ b.T, torch.eye(6), atol=1e-5, rtol=0)
+
+
+def test_identity_irnn():
+    rnn = nn.RNN(3, 5, nonlinearity="relu")
+    initialize(rnn, "identity")
+    torch.testing.assert_close(rnn.weight_hh_l0.detach(), torch.eye(5))
+    assert rnn.bias_ih_l0.abs().max() == 0 and rnn.bias_hh_l0.abs().max() == 0
+    assert 0 < rnn.weight_ih_l0.abs().max() < 0.01
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.0, 3.0])
+def test_radius_scaling(rho):
+    cell = initialize(make_cell("rnn_tanh", 2, 16), "default", radius=rho)
+    eig = torch.linalg.eigvals(cell.weight_hh.detach().double()).abs().max().item()
+    assert eig == pytest.approx(rho, rel=1e-5)
+    assert spectral_radius(cell.weight_hh) == pytest.approx(rho, rel=1e-5)
+
+
+def test_default_bounds_and_forget_bias():
+    lstm = nn.LSTM(3, 16, num_layers=2)
+    initialize(lstm, "default", forget_bias=1.0)
+    for layer in (0, 1):
+        w = getattr(lstm, f"weight_hh_l{layer}")
+        assert w.abs().max() <= 0.25 and w.abs().max() > 0.2
+        b = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+        torch.testing.assert_close(b[16:32].detach(), torch.ones(16))
+
+
+def test_same_generator_same_weights_and_global_rng_untouched():
+    before = torch.random.get_rng_state()
+    a = initialize(make_cell("gru", 2, 4), "orthogonal", generator=torch.Generator().manual_seed(5))
+    b = initialize(make_cell("gru", 2, 4), "orthogonal", generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a.weight_hh, b.weight_hh)
+    # make_cell draws from the global RNG for its defaults, initialize() must not
+    torch.random.set_rng_state(before)
+    initialize(a, "orthogonal", generator=torch.Generator().manual_seed(6))
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_bad_arguments():
+    cell = make_cell("rnn_tanh", 2, 4)
+    with pytest.raises(ValueError, match="unknown init scheme 'xavier'"):
+        initialize(cell, "xavier")
+    with pytest.raises(ValueError, match="radius must be a finite number > 0"):
+        initialize(cell, radius=-1.0)
+    with pytest.raises(ValueError, match="contains no recurrent layer"):
+        initialize(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="square matrix"):
+        spectral_radius(torch.zeros(2, 3))
