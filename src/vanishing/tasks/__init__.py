@@ -1,0 +1,9 @@
+"""Long-term-dependency tasks, one module each, and a registry by name.
+
+``get_task(name)`` builds one; ``task_names()`` lists them.
+"""
+
+from . import language  # noqa: F401  (registers the task)
+from .base import TASKS, ClassificationTask, Task, get_task, register, task_names
+
+__all__ = ["TASKS", "ClassificationTask", "Task", "get_task", "register", "task_names"]

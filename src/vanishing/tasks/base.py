@@ -1,0 +1,137 @@
+"""What every long-term-dependency task provides, and the registry of tasks by name.
+
+A task is pure: ``sample(length, batch, generator) -> (x, y)`` draws only from the local
+``torch.Generator`` it is given (never the global seed), so the same generator state
+gives the same batch. ``length`` is the task's own measure of distance in time (for
+``language`` it is the gap between the country and the question) and ``sequence_length``
+turns it into the number of steps the model reads.
+
+Each task states its chance-level loss (the loss of the best predictor that ignores the
+input's content), its ``solved`` criterion, and the paper it follows.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from .. import _checks
+
+__all__ = ["Task", "ClassificationTask", "TASKS", "register", "get_task", "task_names"]
+
+
+class Task(abc.ABC):
+    """Base class. Subclasses set the class attributes and implement the abstract methods.
+
+    Attributes:
+        name: registry name.  source: the paper the task follows.
+        tokens: True if ``x`` is (N, L) integer ids, False if (N, L, input_size) floats.
+        input_size: features per step, or the vocabulary size for token input.
+        output_size: outputs of the readout (classes, or regression targets).
+        readout: ``last`` (one answer at the end) or ``all`` (an answer at every step).
+        min_length: the smallest ``length`` the task's layout allows.
+        metric: the headline metric reported in tables (e.g. ``accuracy``).
+    """
+
+    name: str = ""
+    source: str = ""
+    tokens: bool = False
+    input_size: int = 1
+    output_size: int = 1
+    readout: str = "last"
+    min_length: int = 1
+    metric: str = "loss"
+
+    def check(self, length: int, batch: int, generator: torch.Generator) -> None:
+        """Validate the arguments of :meth:`sample` (one-line errors)."""
+        _checks.nonneg_int("length", length)
+        if length < self.min_length:
+            raise ValueError(
+                f"{self.name}: length must be >= {self.min_length} for this task's layout, "
+                f"got {length}"
+            )
+        _checks.positive_int("batch", batch)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+    def sequence_length(self, length: int) -> int:
+        """Number of time steps the model reads for a given ``length``."""
+        return length
+
+    @abc.abstractmethod
+    def sample(self, length: int, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Draw a batch ``(x, y)`` using only ``generator``."""
+
+    @abc.abstractmethod
+    def loss(self, output: Tensor, y: Tensor) -> Tensor:
+        """Scalar training loss of the model's ``output`` against ``y``."""
+
+    @abc.abstractmethod
+    def metrics(self, output: Tensor, y: Tensor) -> dict[str, float]:
+        """Evaluation metrics (always including ``loss``)."""
+
+    @abc.abstractmethod
+    def chance_loss(self, length: int) -> float:
+        """Loss of the best memoryless predictor, by formula."""
+
+    @abc.abstractmethod
+    def solved(self, metrics: dict[str, float]) -> bool:
+        """The task's success criterion on held-out metrics."""
+
+    @abc.abstractmethod
+    def decode(self, x: Tensor, y: Tensor, index: int = 0) -> str:
+        """Sample ``index`` of a batch as readable text."""
+
+    def describe(self) -> str:
+        """One line: what the task is and when it counts as solved."""
+        return (self.__doc__ or self.name).strip().splitlines()[0]
+
+
+class ClassificationTask(Task):
+    """One class per sequence, read at the last step; cross-entropy loss, accuracy metric."""
+
+    metric = "accuracy"
+    solved_accuracy: float = 0.99
+
+    def loss(self, output: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(output, y)
+
+    def metrics(self, output: Tensor, y: Tensor) -> dict[str, float]:
+        return {
+            "loss": float(F.cross_entropy(output, y)),
+            "accuracy": float((output.argmax(-1) == y).float().mean()),
+        }
+
+    def solved(self, metrics: dict[str, float]) -> bool:
+        return metrics.get("accuracy", 0.0) >= self.solved_accuracy
+
+
+TASKS: dict[str, Callable[..., Task]] = {}
+
+
+def register(name: str) -> Callable:
+    """Class decorator: make a task available by ``name``."""
+
+    def wrap(cls):
+        cls.name = name
+        TASKS[name] = cls
+        return cls
+
+    return wrap
+
+
+def task_names() -> list[str]:
+    return sorted(TASKS)
+
+
+def get_task(name: str, **options) -> Task:
+    """Build a task by name; ``options`` go to its constructor (e.g. ``distractors=True``)."""
+    cls = TASKS[_checks.one_of("task", name, task_names())]
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise TypeError(f"task {name!r}: {exc}") from None
