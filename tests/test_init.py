@@ -13,7 +13,8 @@ def _blocks(w, gates):
 
 @pytest.mark.parametrize("name, gates", [("rnn_tanh", 1), ("lstm", 4), ("gru", 3)])
 def test_orthogonal_blocks(name, gates):
-    cell = initialize(make_cell(name, 3, 6), "orthogonal", generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    cell = initialize(make_cell(name, 3, 6), "orthogonal", generator=g)
     for b in _blocks(cell.weight_hh, gates):
         torch.testing.assert_close(b @ b.T, torch.eye(6), atol=1e-5, rtol=0)
 

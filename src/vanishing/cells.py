@@ -215,7 +215,7 @@ CELLS = {
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True) -> Cell:
-    """Build a cell by name: one of ``rnn_tanh``, ``rnn_relu``, ``rnn_linear``, ``lstm``, ``gru``."""
+    """A cell by name: ``rnn_tanh``, ``rnn_relu``, ``rnn_linear``, ``lstm`` or ``gru``."""
     return CELLS[one_of("cell", name, CELLS)](input_size, hidden_size, bias=bias)
 
 

@@ -50,7 +50,8 @@ def recurrent_layers(module: nn.Module) -> Iterator[tuple[dict[str, Tensor], int
         if isinstance(sub, Cell):
             names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             mode = "lstm" if sub.gates == 4 else "gru" if sub.gates == 3 else "rnn"
-            yield {n: getattr(sub, n) for n in names if getattr(sub, n) is not None}, sub.gates, mode
+            params = {n: getattr(sub, n) for n in names if getattr(sub, n) is not None}
+            yield params, sub.gates, mode
         elif isinstance(sub, nn.RNNBase):
             gates = {"LSTM": 4, "GRU": 3}.get(sub.mode, 1)
             mode = sub.mode.lower() if gates > 1 else "rnn"

@@ -121,10 +121,13 @@ class SequenceModel(nn.Module):
             return _checks.sequence("x", x, self.input_size)
         if not isinstance(x, Tensor) or x.dim() != 2 or x.is_floating_point():
             got = f"{x.dim()}-D {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"x must be a 2-D integer tensor (batch, time) of token ids, got {got}")
-        if x.numel() == 0 or int(x.min()) < 0 or int(x.max()) >= self.input_size:
-            raise ValueError(f"token ids must lie in [0, {self.input_size}), got "
-                             f"{'empty input' if x.numel() == 0 else f'[{int(x.min())}, {int(x.max())}]'}")
+            raise ValueError(
+                f"x must be a 2-D integer tensor (batch, time) of token ids, got {got}")
+        if x.numel() == 0:
+            raise ValueError("x must hold at least one token, got an empty tensor")
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= self.input_size:
+            raise ValueError(f"token ids must lie in [0, {self.input_size}), got [{lo}, {hi}]")
         return self.embed(x)
 
     def _read(self, hs: Tensor) -> Tensor:
