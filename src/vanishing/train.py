@@ -48,7 +48,8 @@ class TrainConfig:
         model: model name (``rnn_tanh``, ``rnn_relu``, ``irnn``, ``lstm``, ``gru``).
         length: the task's distance in time (for ``language``: the gap in words).
         hidden_size, embedding_size, num_layers: model size (embedding: token tasks only).
-        init, radius: override the model's initialisation (see ``vanishing.init``).
+        init, radius, forget_bias: override the model's initialisation (see
+            ``vanishing.init``); None keeps the model's preset.
         steps: maximum optimisation steps.  batch_size: sequences per step.
         lr: learning rate.  optimizer: ``sgd`` (W <- W - lr dL/dW) or ``adam``.
         clip: gradient-norm clipping threshold, or None.
@@ -65,6 +66,7 @@ class TrainConfig:
     num_layers: int = 1
     init: str | None = None
     radius: float | None = None
+    forget_bias: float | None = None
     steps: int = 2000
     batch_size: int = 64
     lr: float = 3e-3
@@ -133,6 +135,8 @@ def build(config: TrainConfig) -> tuple[Task, SequenceModel]:
         kwargs["init"] = config.init
     if config.radius is not None:
         kwargs["radius"] = config.radius
+    if config.forget_bias is not None:
+        kwargs["forget_bias"] = config.forget_bias
     model = build_model(
         config.model, task.input_size, config.hidden_size, task.output_size,
         tokens=task.tokens, embedding_size=config.embedding_size if task.tokens else None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
+from .demo import demo
 
 app = typer.Typer(
     name="vanishing",
@@ -31,6 +32,9 @@ def _root(
     ),
 ) -> None:
     """See, measure and beat the vanishing (and exploding) gradient problem in RNNs."""
+
+
+app.command("demo")(demo)
 
 
 def main() -> None:

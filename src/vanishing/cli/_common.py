@@ -15,8 +15,10 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Wide enough for the tables when output goes to a file or a pipe (rich assumes 80 there).
+_WIDTH = None if sys.stdout.isatty() else 110
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 F = TypeVar("F", bound=Callable)
 

@@ -1,0 +1,137 @@
+"""The demo: France -> French, where a vanilla RNN fails, gated cells succeed, and why.
+
+Three models of the same hidden size, trained with the same optimiser, batch and step
+budget on the ``language`` task, then probed: the total gradient dL/dh_t reaching back
+from the answer to every earlier word, at the start of training and at the end. The
+gradient at the country word, relative to the last word, is the signal that has to
+teach the model which country was said; for the tanh RNN it is orders of magnitude
+smaller than for the LSTM, so its weight updates carry (almost) nothing about it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _checks
+from .models import MODELS
+from .probe import Trace, hidden_gradients
+from .tasks.language import COUNTRY_POSITION, LanguageTask
+from .train import TrainConfig, TrainResult, build, train
+
+__all__ = ["DEFAULT_GAP", "DEFAULT_STEPS", "DEFAULT_MODELS", "LEARNING_RATE", "LSTM_FORGET_BIAS",
+           "ModelReport", "DemoReport", "demo_config", "gradient_profile", "run_demo"]
+
+DEFAULT_GAP = 20
+DEFAULT_STEPS = 3000
+DEFAULT_MODELS = ("rnn_tanh", "lstm", "gru")
+#: Adam's learning rate, the same for every model (chosen from {3e-3, 1e-2} by the
+#: measurements in docs/results.md, made with experiments/demo_gap.py).
+LEARNING_RATE = 1e-2
+#: The LSTM's forget-gate bias in the demo. With the usual 1 (f = 0.73 at init) the
+#: LSTM needed 1050-2050 steps at gap 20 and one seed in four failed within 4000; with 2
+#: (f = 0.88) every seed solved it within 150 steps. See docs/results.md.
+LSTM_FORGET_BIAS = 2.0
+PROBE_BATCH = 256
+
+
+@dataclass
+class ModelReport:
+    """One model's run and its gradient profiles (at initialisation and after training)."""
+
+    name: str
+    result: TrainResult
+    start: Trace
+    end: Trace
+
+    def country_ratio(self, trace: Trace) -> float:
+        """||dL/dh_t|| at the country word / at the last word."""
+        return float(trace.norms[COUNTRY_POSITION] / trace.norms[-1])
+
+
+@dataclass
+class DemoReport:
+    gap: int
+    steps: int
+    seed: int
+    chance: float
+    sample: str
+    models: list[ModelReport]
+
+
+def demo_config(model: str, gap: int, steps: int, seed: int) -> TrainConfig:
+    """The training run the demo uses for one model.
+
+    Every model: hidden 64, embedding 32, batch 64, Adam at the same learning rate,
+    gradient clipping at 1, the same step budget and seed; the LSTM's forget-gate bias
+    is :data:`LSTM_FORGET_BIAS`.
+    """
+    return TrainConfig(task="language", model=model, length=gap, steps=steps, seed=seed,
+                       lr=LEARNING_RATE, optimizer="adam", clip=1.0,
+                       forget_bias=LSTM_FORGET_BIAS if model == "lstm" else None,
+                       hidden_size=64, embedding_size=32, batch_size=64, eval_every=50)
+
+
+def gradient_profile(model: torch.nn.Module, task: LanguageTask, x: torch.Tensor,
+                     y: torch.Tensor) -> Trace:
+    """Total dL/dh_t for every word of ``x`` with the task's loss, computed in float64.
+
+    The model is copied to float64 so gradients far below float32's range (1e-38) are
+    reported as the small numbers they are, not as zeros.
+    """
+    return hidden_gradients(copy.deepcopy(model).double(), x, lambda out: task.loss(out, y))
+
+
+def run_demo(
+    gap: int = DEFAULT_GAP,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    models: Sequence[str] = DEFAULT_MODELS,
+    *,
+    progress: Callable[[str, int, dict], None] | None = None,
+) -> DemoReport:
+    """Train and probe each model; see the module doc.
+
+    Args:
+        gap: filler words between the country and "and now i speak".
+        steps: step budget per model (training stops early once solved).
+        seed: seeds weights, training data and the held-out batch.
+        models: names from :data:`vanishing.models.MODELS`.
+        progress: optional ``progress(model, step, info)`` callback.
+    """
+    _checks.nonneg_int("gap", gap)
+    _checks.positive_int("steps", steps)
+    _checks.nonneg_int("seed", seed)
+    if isinstance(models, str) or not models:
+        raise ValueError("models must be a non-empty list of model names")
+    for name in models:
+        _checks.one_of("model", name, MODELS)
+    task = LanguageTask()
+    x, y = task.sample(gap, PROBE_BATCH, torch.Generator().manual_seed(10_000 + seed))
+    reports = []
+    for name in models:
+        config = demo_config(name, gap, steps, seed)
+        _, initial = build(config)  # the same weights train() starts from
+        start = gradient_profile(initial, task, x, y)
+        cb = None if progress is None else (lambda s, info, n=name: progress(n, s, info))
+        result = train(config, progress=cb)
+        end = gradient_profile(result.model, task, x, y)
+        reports.append(ModelReport(name, result, start, end))
+    return DemoReport(gap, steps, seed, 1.0 / task.pairs, task.decode(x, y), reports)
+
+
+def decay_bar(norms: np.ndarray, floor: float = 1e-12) -> str:
+    """One character per word, from the last word (left) back to the first (right).
+
+    Height = log10(||dL/dh_t|| / ||dL/dh_T||) between ``floor`` (blank) and 1 (full).
+    """
+    blocks = " ▁▂▃▄▅▆▇█"
+    rel = np.asarray(norms, dtype=np.float64)[::-1] / norms[-1]
+    with np.errstate(divide="ignore"):
+        level = 1 - np.log10(np.maximum(rel, 1e-300)) / np.log10(floor)
+    idx = np.clip(np.round(level * (len(blocks) - 1)), 0, len(blocks) - 1).astype(int)
+    return "".join(blocks[i] for i in idx)

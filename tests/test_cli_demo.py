@@ -1,0 +1,68 @@
+"""The demo command end to end (tiny budget) and its bad-input paths."""
+
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from vanishing.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands_and_every_command_has_help():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    commands = [c.name for c in app.registered_commands] + [
+        g.name for g in app.registered_groups
+    ]
+    assert "demo" in commands
+    for name in commands:
+        assert name in result.output
+        sub = runner.invoke(app, [name, "--help"])
+        assert sub.exit_code == 0, name
+        assert "--help" in sub.output
+
+
+def test_tiny_demo_runs_end_to_end(tmp_path):
+    out = tmp_path / "figs"
+    result = runner.invoke(app, ["demo", "--gap", "2", "--steps", "20", "--models",
+                                 "rnn_tanh,lstm", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for word in ("rnn_tanh", "lstm", "held-out accuracy", "country word", "figures:"):
+        assert word in result.output
+    for name in ("gradient-decay.png", "accuracy.png"):
+        assert (out / name).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gap", "-1"], "gap must be >= 0, got -1"),
+        (["--steps", "0"], "steps must be a positive int, got 0"),
+        (["--models", "rnn_tanh,transformer"], "unknown model 'transformer'"),
+        (["--models", ","], "models must be a non-empty list"),
+        (["--seed", "-3"], "seed must be >= 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_unwritable_out():
+    # nobody, root included, can create a folder inside /proc
+    result = runner.invoke(app, ["demo", "--out", "/proc/vanishing-out", "--steps", "5"])
+    assert result.exit_code == 2 and "not a writable folder" in result.output
+
+
+def test_out_that_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("keep me")
+    result = runner.invoke(app, ["demo", "--out", str(f), "--steps", "5"])
+    assert result.exit_code == 2
+    assert "not a writable folder" in result.output
+    assert f.read_text() == "keep me"
