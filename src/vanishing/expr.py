@@ -63,9 +63,8 @@ _BINARY = {
     ast.Pow: torch.pow,
 }
 _UNARY = {ast.USub: torch.neg, ast.UAdd: torch.positive}
-_ALLOWED = "numbers, variable names, + - * / **, unary minus, and the functions " + ", ".join(
-    sorted(FUNCTIONS)
-)
+_FUNCTION_NAMES = ", ".join(sorted(FUNCTIONS))
+_ALLOWED = f"numbers, variable names, + - * / **, unary minus, and {_FUNCTION_NAMES}"
 
 Env = dict[str, torch.Tensor]
 Node = Callable[[Env], torch.Tensor]
@@ -244,9 +243,7 @@ class _Compiler:
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS:
             what = repr(name) if name else _describe(node.func)
-            raise ExpressionError(
-                f"call of {what} is not allowed; functions are {', '.join(sorted(FUNCTIONS))}"
-            )
+            raise ExpressionError(f"call of {what} is not allowed; functions are {_FUNCTION_NAMES}")
         if len(node.args) != 1 or node.keywords:
             raise ExpressionError(f"{name}() takes exactly one argument, as in {name}(w)")
         fn, arg = FUNCTIONS[name], self.compile(node.args[0])

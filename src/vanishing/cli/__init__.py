@@ -9,6 +9,7 @@ import typer
 
 from .. import __version__
 from .demo import demo
+from .descend import descend
 
 app = typer.Typer(
     name="vanishing",
@@ -35,6 +36,7 @@ def _root(
 
 
 app.command("demo")(demo)
+app.command("descend")(descend)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # Wide enough for the tables when output goes to a file or a pipe (rich assumes 80 there).
 _WIDTH = None if sys.stdout.isatty() else 110
@@ -25,7 +26,7 @@ F = TypeVar("F", bound=Callable)
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr and return the ``typer.Exit`` to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

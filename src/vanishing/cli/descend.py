@@ -1,0 +1,176 @@
+"""``vanishing descend``: gradient descent on a formula, step by step, as a table."""
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from vanishing.cli._common import console, handle_errors
+from vanishing.descent import StepRegime, StepVerdict, Trace, step_size_verdict
+from vanishing.descent import descend as run_descent
+from vanishing.expr import Expression, parse_expression
+
+__all__ = ["descend"]
+
+
+@handle_errors
+def descend(
+    expression: Annotated[
+        str,
+        typer.Argument(
+            help="Loss as a formula, e.g. '(w-3)**2' or '(1-x)**2 + 100*(y-x**2)**2'. "
+            "Allowed: numbers, variables, + - * / **, exp log sin cos tanh sqrt abs. "
+            "Wrap a formula that starts with '-' in parentheses: '(-w**2)'."
+        ),
+    ],
+    start: Annotated[
+        list[str],
+        typer.Option(
+            help="Starting point: one number per variable, comma-separated or repeated "
+            "(--start 1,-2 or --start 1 --start -2)."
+        ),
+    ],
+    lr: Annotated[float, typer.Option(help="Step size (learning rate), > 0.")] = 0.1,
+    steps: Annotated[int, typer.Option(help="Most steps to take, >= 1.")] = 30,
+    momentum: Annotated[
+        float, typer.Option(help="Heavy-ball momentum in [0, 1); 0 is plain descent.")
+    ] = 0.0,
+    tol: Annotated[
+        float | None,
+        typer.Option(help="Stop once the gradient norm is <= tol (default: only at zero)."),
+    ] = None,
+    variables: Annotated[
+        str | None,
+        typer.Option("--vars", help="Variable order, e.g. 'y,x' (default: alphabetical)."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Save a picture of the path (1-D curve or 2-D contours) here."),
+    ] = None,
+    rows: Annotated[
+        int, typer.Option(help="Most table rows to show; the middle is elided (0: all).")
+    ] = 40,
+) -> None:
+    """Run gradient descent on a formula and print every step and a verdict.
+
+    The table lists step k, the iterate w_k, the loss L(w_k), the gradient and the
+    update w_{k+1} - w_k (with several variables, the norms of those two). The
+    verdict gives the status (converged, max_steps or diverged) and classifies lr
+    against the curvature a = L'' at the point reached: monotone (lr < 1/a),
+    oscillating (1/a < lr < 2/a) or divergent (lr > 2/a).
+    Variables are ordered alphabetically unless --vars says otherwise.
+    """
+    names = None if variables is None else [v.strip() for v in variables.split(",")]
+    f = parse_expression(expression, variables=names)
+    w0 = _parse_start(start)
+    if plot is not None and not plot.parent.is_dir():
+        raise ValueError(f"--plot: directory {str(plot.parent)!r} does not exist")
+    if plot is not None and len(f.variables) > 2:
+        raise ValueError(
+            f"--plot draws functions of 1 or 2 variables, got {len(f.variables)} "
+            f"({', '.join(f.variables)})"
+        )
+    trace = run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
+    console.print(_table(f, trace, rows))
+    for line in _summary(trace, tol) + _regime_lines(step_size_verdict(f, trace), trace):
+        console.print(escape(line), soft_wrap=True)
+    if plot is not None:
+        from vanishing.plots_descent import plot_descent  # matplotlib only when asked
+
+        plot_descent(f, trace, plot)
+        console.print(f"plot: saved to {escape(str(plot))}")
+
+
+def _parse_start(items: list[str]) -> list[float]:
+    values = []
+    for part in ",".join(items).split(","):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(
+                f"--start: expected numbers such as -4 or 1,-2, got {part!r}"
+            ) from None
+    return values
+
+
+def _table(f: Expression, trace: Trace, rows: int) -> Table:
+    """1-D: step, w, L, dL/dw, update. n-D: step, coordinates, L, |grad|, |update|."""
+    names = trace.variables
+    one_d = len(names) == 1
+    table = Table(
+        title=escape(f"L({', '.join(names)}) = {f.text}"), box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    headers = ["step", *names, f"L({', '.join(names)})"]
+    headers += [f"dL/d{names[0]}", "update"] if one_d else ["|grad|", "|update|"]
+    for header in headers:
+        table.add_column(header, justify="right", overflow="fold")
+    n = len(trace.iterates)
+    if rows <= 0 or n <= rows:
+        shown = list(range(n))
+    else:
+        shown = [*range(rows // 2), *range(n - (rows - rows // 2), n)]
+    for i, k in enumerate(shown):
+        if i and k != shown[i - 1] + 1:
+            table.add_row(*["..."] * len(headers))
+        grad, update = trace.gradients[k], trace.updates[k] if k < trace.steps else None
+        if one_d:
+            tail = [_num(grad[0]), "" if update is None else _num(update[0])]
+        else:
+            tail = [_num(_norm(grad)), "" if update is None else _num(_norm(update))]
+        table.add_row(str(k), *map(_num, trace.iterates[k]), _num(trace.losses[k]), *tail)
+    return table
+
+
+def _summary(trace: Trace, tol: float | None) -> list[str]:
+    n = trace.steps
+    if trace.status == "converged":
+        why = f"|grad| <= {tol:g}" if tol is not None else "gradient exactly zero"
+        status = f"converged after {n} step{'s' * (n != 1)} ({why})"
+    elif trace.status == "diverged":
+        status = f"diverged at step {n} (an iterate, the loss or the gradient is inf or NaN)"
+    else:
+        status = f"max_steps, ran all {n} steps"
+    grad = f"|dL/d{trace.variables[0]}|" if len(trace.variables) == 1 else "|grad|"
+    w = ", ".join(f"{v} = {_num(x)}" for v, x in zip(trace.variables, trace.final, strict=True))
+    reached = f"{w}, L = {_num(trace.losses[-1])}, {grad} = {_num(_norm(trace.gradients[-1]))}"
+    return [f"status: {status}", f"reached: {reached}"]
+
+
+def _regime_lines(verdict: StepVerdict | None, trace: Trace) -> list[str]:
+    """The curvature where the run ended and what it says about lr."""
+    if verdict is None:
+        return ["curvature: not finite anywhere along the path; no regime"]
+    a, lr = verdict.curvature, trace.lr
+    where = "there" if verdict.step == trace.steps else f"at step {verdict.step}"
+    if len(trace.variables) == 1:
+        curvature = f"curvature {where}: a = L'' = {_num(a)}"
+    else:
+        curvature = f"curvature {where}: a = max eig(Hessian) = {_num(a)}"
+        if verdict.eigenvalues[0] < 0:
+            curvature += f", min eig = {_num(verdict.eigenvalues[0])}"
+    if a > 0 and verdict.regime is not StepRegime.NOT_A_MINIMUM:
+        curvature += f"; 1/a = {_num(1 / a)}, 2/a = {_num(2 / a)}"
+    lines = [
+        curvature,
+        f"regime: lr = {lr:g}, lr*a = {_num(lr * a)}: {verdict.regime.description}",
+    ]
+    if trace.momentum and a > 0:
+        beta = trace.momentum
+        lines += [
+            "note: the regime is for plain descent; on a quadratic, heavy-ball momentum "
+            f"{beta:g} converges iff lr < 2(1+{beta:g})/a = {_num(2 * (1 + beta) / a)}"
+        ]
+    return lines
+
+
+def _norm(v: np.ndarray) -> float:
+    return math.hypot(*v)  # no overflow warning on huge entries, unlike np.linalg.norm
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"

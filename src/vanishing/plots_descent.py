@@ -1,0 +1,133 @@
+"""Pictures of a descent: the loss curve (1-D) or its contours (2-D) with the path taken.
+
+Uses ``matplotlib.figure.Figure`` directly (no pyplot), so no global backend state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from vanishing.descent import Trace
+from vanishing.expr import Expression, parse_expression
+
+__all__ = ["GROWTH_LIMIT", "MAX_ARROWS", "plot_descent"]
+
+MAX_ARROWS = 60  # later steps are drawn as a plain line: arrows would only clutter
+GROWTH_LIMIT = 1e12  # stop drawing a diverging path here; matplotlib overflows near 1e308
+
+
+def plot_descent(
+    f: Callable[..., torch.Tensor] | str,
+    trace: Trace,
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Draw ``f`` and the iterates of ``trace``; save to ``path`` if given.
+
+    1-D: the curve :math:`L(w)` with each iterate :math:`(w_k, L(w_k))` and an arrow for
+    each of the first ``MAX_ARROWS`` steps. 2-D: contours of :math:`L(x, y)` with the
+    path. The start and the last iterate (the minimum found, unless the run diverged)
+    are marked. A diverged run is drawn up to the last iterate within ``GROWTH_LIMIT``
+    times the start's scale: beyond that (and at inf or NaN) there is nothing to see.
+
+    ``f`` is evaluated on a grid of tensors, so it must work elementwise (expressions and
+    functions built from torch ops do).
+    """
+    if isinstance(f, str):
+        f = parse_expression(f)
+    dim = trace.iterates.shape[1]
+    if dim not in (1, 2):
+        raise ValueError(f"plot_descent: expected a function of 1 or 2 variables, got {dim}")
+    n = _shown(trace)
+    points, losses = trace.iterates[:n], trace.losses[:n]
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.add_subplot()
+    if dim == 1:
+        _curve(ax, f, points[:, 0], trace.variables[0])
+        xy = np.column_stack([points[:, 0], losses])
+    else:
+        _contours(ax, f, points, trace.variables)
+        xy = points
+    shown = "end" if n == len(trace.iterates) else f"step {n - 1} (of {trace.steps})"
+    _path(ax, xy, end_label=shown)
+    ax.set_title(title or _default_title(f, trace))
+    ax.legend(loc="best")
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def _curve(ax: Axes, f: Callable, w: np.ndarray, name: str) -> None:
+    lo, hi = _span(w)
+    grid = np.linspace(lo, hi, 400)
+    ax.plot(grid, _evaluate(f, grid), color="tab:blue", label=f"L({name})")
+    ax.set_xlabel(name)
+    ax.set_ylabel("L")
+
+
+def _contours(ax: Axes, f: Callable, points: np.ndarray, names: tuple[str, ...]) -> None:
+    (x0, x1), (y0, y1) = _span(points[:, 0]), _span(points[:, 1])
+    x, y = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    z = _evaluate(f, x, y)
+    finite = z[np.isfinite(z)]
+    if finite.size:
+        # quantile levels: even spacing in "how many grid points are below", which
+        # copes with losses spanning many orders of magnitude (e.g. Rosenbrock)
+        levels = np.unique(np.quantile(finite, np.linspace(0, 1, 25)))
+        if len(levels) > 1:
+            ax.contour(x, y, z, levels=levels, cmap="viridis", linewidths=0.8)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+
+
+def _path(ax: Axes, xy: np.ndarray, end_label: str) -> None:
+    ax.plot(xy[:, 0], xy[:, 1], "o-", color="tab:orange", ms=3, lw=0.8, label="iterates")
+    for a, b in zip(xy[:MAX_ARROWS], xy[1 : MAX_ARROWS + 1], strict=False):
+        ax.annotate(
+            "", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1}
+        )
+    ax.plot(*xy[0], "o", color="tab:green", ms=9, label="start")
+    ax.plot(*xy[-1], "*", color="tab:red", ms=14, label=end_label)
+
+
+def _shown(trace: Trace) -> int:
+    """How many iterates to draw: the prefix that stays finite and within GROWTH_LIMIT."""
+    size = np.abs(np.column_stack([trace.iterates, trace.losses]))  # inf/NaN compare False
+    bound = GROWTH_LIMIT * max(1.0, float(size[0].max()))
+    ok = np.all(size <= bound, axis=1)
+    return len(ok) if ok.all() else max(1, int(np.argmin(ok)))
+
+
+def _span(values: np.ndarray) -> tuple[float, float]:
+    """An interval around the values with a margin (and some width if they coincide)."""
+    lo, hi = float(values.min()), float(values.max())
+    margin = 0.15 * (hi - lo) or max(1.0, abs(lo))
+    return lo - margin, hi + margin
+
+
+def _evaluate(f: Callable, *grids: np.ndarray) -> np.ndarray:
+    """f on a grid: one vectorised call, or point by point if f is not elementwise."""
+    tensors = [torch.from_numpy(g) for g in grids]
+    with torch.no_grad():
+        try:
+            z = f(*tensors)
+            if isinstance(z, torch.Tensor) and z.shape == tensors[0].shape:
+                return z.to(torch.float64).numpy()
+        except (RuntimeError, TypeError, ValueError):
+            pass
+        flat = [t.reshape(-1) for t in tensors]
+        values = [float(f(*args)) for args in zip(*flat, strict=True)]
+    return np.array(values).reshape(grids[0].shape)
+
+
+def _default_title(f: Callable, trace: Trace) -> str:
+    name = f.text if isinstance(f, Expression) else "L"
+    momentum = f", momentum={trace.momentum:g}" if trace.momentum else ""
+    return f"{name}\nlr={trace.lr:g}{momentum}, {trace.steps} steps, {trace.status}"
