@@ -47,11 +47,11 @@ def _sentences(report: DemoReport) -> list[str]:
              f"{rg:.0e} in the {gated.name}: the {plain.name}'s weight updates carry about "
              f"{_times(rg / rp)} times less signal about the country.")
     if ap < 2 * report.chance and ag >= 0.9:
-        second = (f"So the {plain.name} stayed near chance ({ap:.0%} against {report.chance:.1%}) "
-                  f"while the {gated.name}, whose gated cell state carries the gradient across "
-                  f"the gap, reached {ag:.0%}.")
+        second = (f"So the {plain.name} stayed near chance ({ap:.1%} against "
+                  f"{report.chance:.1%}) while the {gated.name}, whose gated cell state carries "
+                  f"the gradient across the gap, reached {ag:.1%}.")
     else:
-        second = (f"In this run the {plain.name} reached {ap:.0%} and the {gated.name} {ag:.0%} "
+        second = (f"In this run the {plain.name} reached {ap:.1%} and the {gated.name} {ag:.1%} "
                   f"(chance {report.chance:.1%}); try a longer --gap to see the plain RNN fail.")
     return [first, second]
 
@@ -65,8 +65,9 @@ def _table(report: DemoReport) -> Table:
         t.add_column(col, justify="left" if col in ("model", "status") else "right")
     for m in report.models:
         r = m.result
+        secs = f"{r.wall_time:.1f} s" if r.wall_time < 10 else f"{r.wall_time:.0f} s"
         t.add_row(m.name, f"{r.final.get('accuracy', float('nan')):.3f}", f"{report.chance:.3f}",
-                  r.status, str(r.steps), f"{r.wall_time:.0f} s",
+                  r.status, str(r.steps), secs,
                   f"{m.country_ratio(m.start):.1e}", f"{m.country_ratio(m.end):.1e}")
     return t
 
