@@ -1,84 +1,378 @@
-r"""Gradient through time: the total dL/dh_t for every step, in one backward pass.
+r"""Gradient through time for any model: the total dL/dh_t and dL/dx_t at every step.
 
-For a model whose recurrent core is unrolled with a zero probe p added to every h_t
-(see :func:`vanishing.unroll.unroll`), one ``backward()`` leaves
+**Hidden states.** Inside :func:`unrolled`, every stock ``torch.nn.RNN`` / ``LSTM`` /
+``GRU`` in a model runs as a weight-sharing loop of :mod:`vanishing.cells` twins with a
+zero probe p added to every h_t (see :func:`vanishing.unroll.unroll`). One backward pass
+then leaves, for every layer,
 
-    p.grad[:, t] = dL/dh_t = sum over s >= t of (dh_s/dh_t)^T (direct dL/dh_s)
+    dL/dp_t = dL/dh_t = sum over s >= t of (dh_s/dh_t)^T ∂L/∂h_s
 
-and ``||dL/dh_t||`` against the distance ``T - t`` shows how far back the gradient
-reaches: for a vanilla RNN it falls geometrically (it *vanishes*), so the weight update
-carries almost nothing from early steps.
+the *total* gradient at step t, which ``retain_grad()`` on a fused module's output cannot
+give (it sees only the direct part ∂L/∂h_s). ``||dL/dh_t||`` against the distance back in
+time T - t shows how far back the gradient reaches: for a vanilla RNN it falls
+geometrically (it *vanishes*), so the weight update carries almost nothing from early
+steps. The model's own code is untouched: its ``forward`` calls the fused module as
+usual and gets the same ``(output, h_n)`` or ``(output, (h_n, c_n))`` back.
+
+**Inputs.** :func:`input_gradients` asks for dL/dx_t directly; it works for any module
+reading (batch, time, features), transformers included, and leaves fused modules alone.
+
+Shapes: N = batch, T = time, H = hidden size. Norms are computed in float64 from the
+gradients' dtype; run the model in float64 (``copy.deepcopy(model).double()``) to see
+gradients below float32's range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
-from .models import SequenceModel
-from .unroll import make_probe
+from . import _checks
+from .cells import Cell, twin
+from .unroll import make_probe, unroll
 
-__all__ = ["Trace", "hidden_gradients"]
+__all__ = [
+    "Loss",
+    "Trace",
+    "LayerRecord",
+    "LayerGradients",
+    "unrolled",
+    "layer_gradients",
+    "hidden_gradients",
+    "input_gradients",
+    "default_loss",
+]
+
+Loss = Callable[[object], Tensor]
 
 
 @dataclass
 class Trace:
-    """Per-step gradient norms of one probe.
+    """Per-step gradient norms of one probe, t = 0 (first step) .. T - 1 (last step).
 
     Attributes:
-        norms: (T,) batch-mean ||dL/dh_t|| of the last recurrent layer, float64.
-        layers: layer name -> its own (T,) norms.
+        norms: (T,) float64 batch-mean ||dL/dh_t|| of the last recurrent layer run
+            (for :func:`input_gradients`: ||dL/dx_t||).
+        layers: name (e.g. ``"core.l0"``) -> that layer's own (T,) norms, in time order
+            (also for the ``_reverse`` direction of a bidirectional module).
+        layer: the name of the layer ``norms`` belongs to.
     """
 
     norms: np.ndarray
     layers: dict[str, np.ndarray] = field(default_factory=dict)
+    layer: str = ""
+
+    @classmethod
+    def from_gradients(cls, grads: list[LayerGradients]) -> Trace:
+        """The trace of :func:`layer_gradients`' result; ``norms`` from the last forward layer.
+
+        Raises ``ValueError`` if that layer's gradient is exactly zero at every step.
+        """
+        layers = {g.name: g.norms() for g in grads}
+        main = [g.name for g in grads if not g.record.reverse][-1]
+        if not np.any(layers[main] != 0):
+            raise ValueError(f"dL/dh_t of {main} is exactly zero at every step: the loss does "
+                             f"not depend on the hidden states (or every unit is dead)")
+        return cls(norms=layers[main], layers=layers, layer=main)
 
     def relative(self) -> np.ndarray:
         """norms / norms[-1]: the gradient at each step relative to the last step."""
+        if not self.norms[-1] > 0:
+            raise ValueError(f"the last step's gradient norm is {self.norms[-1]}; it cannot "
+                             f"serve as the reference for relative norms")
         return self.norms / self.norms[-1]
 
     def horizon(self, threshold: float = 1e-3) -> int:
-        """Largest lag k with ||dL/dh_(T-k)|| / ||dL/dh_T|| above ``threshold``."""
+        """Largest lag k with ||dL/dh_(T-k)|| / ||dL/dh_T|| above ``threshold``.
+
+        ``len(norms) - 1`` means the gradient still reaches the first step.
+        """
+        threshold = _checks.positive_float("threshold", threshold)
         rel = self.relative()[::-1]  # rel[k] = lag k
         above = np.nonzero(rel > threshold)[0]
         return int(above.max()) if above.size else 0
 
+    def decay_rate(self) -> float:
+        """Least-squares slope of ln ||dL/dh_(T-k)|| against the lag k, per step.
 
-def _default_loss(output: Tensor) -> Tensor:
-    return (output[:, -1] if output.dim() == 3 else output).sum()
+        Negative: the gradient shrinks going back (-0.05 is a factor exp(-0.05) = 0.95
+        per step); positive: it grows. Exact zeros (underflow) are left out of the fit;
+        NaN with fewer than two nonzero steps.
+        """
+        rev = np.asarray(self.norms, dtype=np.float64)[::-1]
+        lag = np.arange(rev.size)
+        ok = np.isfinite(rev) & (rev > 0)
+        if ok.sum() < 2:
+            return float("nan")
+        return float(np.polyfit(lag[ok], np.log(rev[ok]), 1)[0])
 
 
-def hidden_gradients(
-    model: SequenceModel, x: Tensor, loss: Callable[[Tensor], Tensor] | None = None
-) -> Trace:
-    """The total dL/dh_t at every step of every layer, in one backward pass.
+@dataclass
+class LayerRecord:
+    """One recurrent layer (one direction) as run inside :func:`unrolled`.
+
+    Every tensor is in the order the layer *processed* time: reversed in real time
+    when ``reverse`` is True.
+
+    Attributes:
+        name: ``"<module name>.l<layer>"``, plus ``"_reverse"`` for a backward direction.
+        cell: the weight-sharing twin cell.
+        inputs: (N, T, H_in) what the layer read.
+        h0: the initial state it started from (None: zeros).
+        probe: (N, T, H) the zero probe (None when run without probes).
+        hidden: (N, T, H) every h_t, probe included.
+        reverse: True for the backward direction of a bidirectional module.
+    """
+
+    name: str
+    cell: Cell
+    inputs: Tensor
+    h0: Tensor | tuple[Tensor, Tensor] | None
+    probe: Tensor | None
+    hidden: Tensor
+    reverse: bool = False
+
+
+@dataclass
+class LayerGradients:
+    """A :class:`LayerRecord` with its gradients, both (N, T, H) in processing order.
+
+    Attributes:
+        total: dL/dh_t, everything that reaches h_t (the probe's gradient).
+        direct: ∂L/∂h_t, only what the layer's output sends back directly (what
+            ``retain_grad()`` on the output would give).
+    """
+
+    record: LayerRecord
+    total: Tensor
+    direct: Tensor
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def norms(self) -> np.ndarray:
+        """(T,) batch-mean ||dL/dh_t|| in float64, in real time order."""
+        n = self.total.detach().double().norm(dim=-1).mean(0)
+        return (n.flip(0) if self.record.reverse else n).numpy()
+
+
+def _fused_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    found = [(name or type(m).__name__.lower(), m) for name, m in model.named_modules()
+             if isinstance(m, nn.RNNBase)]
+    if not found:
+        raise ValueError(
+            f"{type(model).__name__} contains no torch.nn.RNN, LSTM or GRU, so it has no "
+            f"hidden states to probe; input_gradients(model, x) works for any model")
+    return found
+
+
+@contextlib.contextmanager
+def unrolled(model: nn.Module, *, probe: bool = True) -> Iterator[list[LayerRecord]]:
+    """Run every fused ``nn.RNN/LSTM/GRU`` in ``model`` as an unrolled twin in this block.
+
+    Yields a list that each forward pass fills with one :class:`LayerRecord` per layer
+    and direction. The twins share the modules' parameter tensors, honour
+    ``batch_first``, a caller's ``h0`` / ``(h0, c0)``, ``num_layers``, ``bidirectional``,
+    unbatched (2-D) input and inter-layer dropout (its masks are drawn afresh, so in
+    training mode they differ from a fused run), and return the fused module's
+    ``(output, h_n)`` / ``(output, (h_n, c_n))``. Each module's own ``forward`` is
+    restored on exit, even on error.
+
+    Raises:
+        ValueError: the model has no fused recurrent module; a module runs twice in one
+            pass; a ``PackedSequence`` or an LSTM with ``proj_size`` is given.
+    """
+    records: list[LayerRecord] = []
+    saved = []
+    try:
+        for name, module in _fused_modules(model):
+            saved.append((module, module.__dict__.get("forward")))
+            module.forward = functools.partial(_twin_forward, module, name, records, probe)
+        yield records
+    finally:
+        for module, old in saved:
+            if old is None:
+                del module.forward
+            else:
+                module.forward = old
+
+
+def _twin_forward(module: nn.RNNBase, name: str, records: list[LayerRecord], probe: bool,
+                  input: Tensor, hx=None):
+    """The fused module's forward, computed by twin cells (see :func:`unrolled`)."""
+    if isinstance(input, PackedSequence):
+        raise TypeError(f"{name}: the probe cannot unroll a PackedSequence; pad the batch "
+                        f"(torch.nn.utils.rnn.pad_packed_sequence) and pass a tensor")
+    if any(r.name.startswith(name + ".l") for r in records):
+        raise ValueError(f"{name} ran twice in one forward pass; the probe needs each "
+                         f"recurrent module to read the whole sequence in one call")
+    if not isinstance(input, Tensor) or input.dim() not in (2, 3):
+        got = f"{input.dim()}-D" if isinstance(input, Tensor) else type(input).__name__
+        raise ValueError(f"{name}: expected input to be 2-D or 3-D, got {got}")
+    batched, lstm = input.dim() == 3, module.mode == "LSTM"
+    x = input if batched else input.unsqueeze(0 if module.batch_first else 1)
+    if not module.batch_first:
+        x = x.transpose(0, 1)
+    h0 = c0 = None
+    if hx is not None:
+        h0, c0 = hx if lstm else (hx, None)
+        if not batched:
+            h0, c0 = h0.unsqueeze(1), None if c0 is None else c0.unsqueeze(1)
+    dirs = 2 if module.bidirectional else 1
+    inp, h_n, c_n = x, [], []
+    for layer in range(module.num_layers):
+        outs = []
+        for d in range(dirs):
+            cell = twin(module, layer, reverse=bool(d))
+            i = layer * dirs + d
+            state = None if h0 is None else (h0[i], c0[i]) if lstm else h0[i]
+            seq = inp.flip(1) if d else inp
+            p = make_probe(seq, cell.hidden_size) if probe else None
+            hs, final = unroll(cell, seq, state, probe=p)
+            records.append(LayerRecord(f"{name}.l{layer}" + "_reverse" * d, cell, seq, state,
+                                       p, hs, bool(d)))
+            h_n.append(hs[:, -1])  # from hs, so a loss on h_n shows in the direct part
+            if lstm:
+                c_n.append(final[1])
+            outs.append(hs.flip(1) if d else hs)
+        inp = torch.cat(outs, -1) if dirs == 2 else outs[0]
+        if layer < module.num_layers - 1 and module.dropout and module.training:
+            inp = nn.functional.dropout(inp, module.dropout, training=True)
+    out = inp if module.batch_first else inp.transpose(0, 1)
+    h_n = torch.stack(h_n)
+    c_n = torch.stack(c_n) if lstm else None
+    if not batched:
+        out, h_n = out.squeeze(0 if module.batch_first else 1), h_n.squeeze(1)
+        c_n = None if c_n is None else c_n.squeeze(1)
+    return out, ((h_n, c_n) if lstm else h_n)
+
+
+def default_loss(model: nn.Module, x: Tensor) -> Loss:
+    """The default loss: the sum of the last time step's output.
+
+    The output (or the first element of a tuple output, as from a bare ``nn.LSTM``) must
+    be batch first with a time dimension, (N, T, ...). A
+    :class:`~vanishing.models.SequenceModel` with readout ``last`` returns (N, C), which
+    already is its last step's output, and is summed as it is.
+    """
+    from .models import SequenceModel  # models does not import probe; kept local anyway
+
+    last_readout = isinstance(model, SequenceModel) and model.readout_mode == "last"
+
+    def loss(output) -> Tensor:
+        out = output[0] if isinstance(output, (tuple, list)) and output else output
+        if not isinstance(out, Tensor):
+            raise TypeError(f"the default loss needs a tensor output, got "
+                            f"{type(out).__name__}; pass loss=...")
+        if out.dim() == 2 and last_readout:
+            return out.sum()
+        if out.dim() < 3 or out.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"the default loss (sum of the last time step's output) needs a batch-first "
+                f"output (batch={x.shape[0]}, time, features), got shape {tuple(out.shape)}, "
+                f"which has no time dimension there; pass loss=, e.g. "
+                f"loss=lambda out: out.sum()")
+        return out[:, -1].sum()
+
+    return loss
+
+
+def _scalar(loss: Loss, output) -> Tensor:
+    value = loss(output)
+    if not isinstance(value, Tensor) or value.numel() != 1:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"loss must return a scalar tensor, got {got}")
+    if not value.requires_grad:
+        raise ValueError("the loss does not depend on the model's computation (it has no "
+                         "gradient); pass a loss computed from the model's output")
+    return value.reshape(())
+
+
+def layer_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None
+                    ) -> list[LayerGradients]:
+    """Run ``model(x)`` unrolled and backpropagate once: every layer's total and direct
+    dL/dh_t, with what each layer read (see :class:`LayerRecord`).
+
+    Raises ``ValueError`` if the loss does not reach some layer's hidden states.
+    """
+    loss = default_loss(model, x) if loss is None else loss
+    with torch.enable_grad():
+        with unrolled(model) as records:
+            output = model(x)
+        if not records:
+            raise ValueError(f"{type(model).__name__}.forward ran none of its recurrent "
+                             f"modules on this input")
+        value = _scalar(loss, output)
+        wanted = [r.probe for r in records] + [r.hidden for r in records]
+        grads = torch.autograd.grad(value, wanted, allow_unused=True)
+    k = len(records)
+    result = []
+    for r, total, direct in zip(records, grads[:k], grads[k:], strict=True):
+        if total is None:
+            raise ValueError(f"the loss does not depend on the hidden states of {r.name}; "
+                             f"nothing to probe there")
+        result.append(LayerGradients(r, total, torch.zeros_like(total) if direct is None
+                                     else direct))
+    return result
+
+
+def hidden_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Trace:
+    """The total dL/dh_t at every step of every recurrent layer, in one backward pass.
 
     Args:
-        model: a :class:`~vanishing.models.SequenceModel` (its unrolled path is used; the
-            parameters are shared with the fused path, so this is the model as trained).
-        x: the model's input, (N, L, H_in) floats or (N, L) token ids.
-        loss: callable of the model's output returning a scalar; default: the sum of the
-            last step's output.
+        model: any ``nn.Module`` containing stock ``torch.nn.RNN`` / ``LSTM`` / ``GRU``
+            modules (a :class:`~vanishing.models.SequenceModel` included). They run as
+            unrolled twins sharing the same parameters (see :func:`unrolled`), so this
+            is the model as trained; no ``.grad`` field is touched.
+        x: whatever ``model`` takes, e.g. (N, T, H_in) floats or (N, T) token ids.
+        loss: callable of the model's output returning a scalar; default: the sum of
+            the last time step's output (see :func:`default_loss`).
 
     Returns:
-        A :class:`Trace`. Norms are computed in float64 from the gradients' dtype; run
-        the model in float64 (``copy.deepcopy(model).double()``) to see gradients below
-        float32's range.
+        A :class:`Trace`: ``norms`` of the last layer run, ``layers`` by name
+        (``"core.l0"``, ``"core.l1"``, ...).
+
+    Raises:
+        ValueError: no recurrent module; the loss does not reach the hidden states; the
+            gradient is exactly zero at every step.
     """
-    loss = loss or _default_loss
-    param = next(model.parameters())
-    like = torch.zeros(x.shape[0], x.shape[1], 1, dtype=param.dtype)
-    probes = [make_probe(like, model.hidden_size) for _ in range(model.core.num_layers)]
+    return Trace.from_gradients(layer_gradients(model, x, loss))
+
+
+def input_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Trace:
+    """||dL/dx_t|| for every step t, for any module reading (N, T, features) input.
+
+    Fused modules run as they are (the gradient with respect to the input is free).
+
+    Args:
+        model: any ``nn.Module`` taking x (a transformer, a fused LSTM, ...).
+        x: (N, T, F) float input.
+        loss: as :func:`hidden_gradients`.
+
+    Returns:
+        A :class:`Trace` whose ``norms`` are the batch-mean ||dL/dx_t|| (float64) and
+        ``layers == {"input": norms}``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _checks.sequence("x", x)
+    loss = default_loss(model, x) if loss is None else loss
+    leaf = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        out, _ = model.forward_unrolled(x, probes=probes)
-        value = loss(out)
-        grads = torch.autograd.grad(value, probes, allow_unused=True)
-    layers = {}
-    for i, g in enumerate(grads):
-        g = torch.zeros_like(probes[i]) if g is None else g
-        layers[f"layer{i}"] = g.double().norm(dim=-1).mean(dim=0).numpy()
-    return Trace(norms=layers[f"layer{len(grads) - 1}"], layers=layers)
+        value = _scalar(loss, model(leaf))
+        (g,) = torch.autograd.grad(value, [leaf], allow_unused=True)
+    if g is None or not bool((g != 0).any()):
+        raise ValueError("the loss does not depend on the input x (dL/dx is exactly zero "
+                         "at every step)")
+    norms = g.double().norm(dim=-1).mean(0).numpy()
+    return Trace(norms=norms, layers={"input": norms}, layer="input")

@@ -3,7 +3,7 @@
 ``get_task(name)`` builds one; ``task_names()`` lists them.
 """
 
-from . import language  # noqa: F401  (registers the task)
+from . import adding, copying, digits, language, latch, temporal_order  # noqa: F401  (register)
 from .base import TASKS, ClassificationTask, Task, get_task, register, task_names
 
 __all__ = ["TASKS", "ClassificationTask", "Task", "get_task", "register", "task_names"]
