@@ -10,6 +10,7 @@ import typer
 from .. import __version__
 from .demo import demo
 from .descend import descend
+from .tasks import tasks_app
 
 app = typer.Typer(
     name="vanishing",
@@ -37,6 +38,7 @@ def _root(
 
 app.command("demo")(demo)
 app.command("descend")(descend)
+app.add_typer(tasks_app, name="tasks")
 
 
 def main() -> None:

@@ -16,8 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import _checks
-from ..tasks import ClassificationTask, Task, get_task, task_names
-from ..train import TrainConfig
+from ..tasks import Task, get_task, task_names
 from ._common import console, handle_errors
 
 __all__ = ["tasks_app", "list_tasks", "show", "parse_options", "default_length", "criterion"]
@@ -35,16 +34,13 @@ LengthOption = Annotated[
 
 
 def default_length(task: Task) -> int:
-    """The task's typical length, else the trainer's default (``TrainConfig().length``)."""
-    return getattr(task, "default_length", max(task.min_length, TrainConfig().length))
+    """The task's typical length (never below its layout's minimum)."""
+    return max(task.min_length, task.default_length)
 
 
 def criterion(task: Task) -> str:
     """The task's ``solved`` rule as text."""
-    text = getattr(task, "criterion", "")
-    if not text and isinstance(task, ClassificationTask):
-        text = f"accuracy >= {task.solved_accuracy:g}"
-    return text or "see the task's docs"
+    return task.criterion or "see the task's docs"
 
 
 def parse_options(pairs: list[str] | None) -> dict:

@@ -35,6 +35,7 @@ class Task(abc.ABC):
         readout: ``last`` (one answer at the end) or ``all`` (an answer at every step).
         min_length: the smallest ``length`` the task's layout allows.
         metric: the headline metric reported in tables (e.g. ``accuracy``).
+        criterion: the ``solved`` rule in words.  default_length: a typical length.
     """
 
     name: str = ""
@@ -45,6 +46,8 @@ class Task(abc.ABC):
     readout: str = "last"
     min_length: int = 1
     metric: str = "loss"
+    criterion: str = ""
+    default_length: int = 20
 
     def check(self, length: int, batch: int, generator: torch.Generator) -> None:
         """Validate the arguments of :meth:`sample` (one-line errors)."""
@@ -102,12 +105,16 @@ class ClassificationTask(Task):
 
     def metrics(self, output: Tensor, y: Tensor) -> dict[str, float]:
         return {
-            "loss": float(F.cross_entropy(output, y)),
-            "accuracy": float((output.argmax(-1) == y).float().mean()),
+            "loss": F.cross_entropy(output, y).detach().item(),
+            "accuracy": (output.argmax(-1) == y).float().mean().item(),
         }
 
     def solved(self, metrics: dict[str, float]) -> bool:
         return metrics.get("accuracy", 0.0) >= self.solved_accuracy
+
+    @property
+    def criterion(self) -> str:  # type: ignore[override]
+        return f"accuracy >= {self.solved_accuracy:g}"
 
 
 TASKS: dict[str, Callable[..., Task]] = {}
