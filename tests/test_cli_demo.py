@@ -43,6 +43,7 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
         (["--models", "rnn_tanh,transformer"], "unknown model 'transformer'"),
         (["--models", ","], "models must be a non-empty list"),
         (["--seed", "-3"], "seed must be >= 0"),
+        (["--threads", "0"], "threads must be a positive int, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
