@@ -36,6 +36,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks
 from .cells import Cell, twin
+from .models import SequenceModel
 from .unroll import make_probe, unroll
 
 __all__ = [
@@ -257,16 +258,15 @@ def _twin_forward(module: nn.RNNBase, name: str, records: list[LayerRecord], pro
     return out, ((h_n, c_n) if lstm else h_n)
 
 
-def default_loss(model: nn.Module, x: Tensor) -> Loss:
-    """The default loss: the sum of the last time step's output.
+def default_loss(model: nn.Module, x: Tensor, steps: int | None = None) -> Loss:
+    """The default loss: the sum of the last time step's output, ``out[:, -1].sum()``.
 
     The output (or the first element of a tuple output, as from a bare ``nn.LSTM``) must
-    be batch first with a time dimension, (N, T, ...). A
-    :class:`~vanishing.models.SequenceModel` with readout ``last`` returns (N, C), which
-    already is its last step's output, and is summed as it is.
+    be batch first with a time dimension, (N, T, ...), N = ``x.shape[0]`` and, if given,
+    T = ``steps``. A :class:`~vanishing.models.SequenceModel` with readout ``last``
+    returns (N, C), which already is its last step's output, and is summed as it is.
+    Any other shape is an error (pass ``loss=``), never a guess.
     """
-    from .models import SequenceModel  # models does not import probe; kept local anyway
-
     last_readout = isinstance(model, SequenceModel) and model.readout_mode == "last"
 
     def loss(output) -> Tensor:
@@ -282,6 +282,11 @@ def default_loss(model: nn.Module, x: Tensor) -> Loss:
                 f"output (batch={x.shape[0]}, time, features), got shape {tuple(out.shape)}, "
                 f"which has no time dimension there; pass loss=, e.g. "
                 f"loss=lambda out: out.sum()")
+        if steps is not None and out.shape[1] != steps:
+            raise ValueError(
+                f"the default loss reads out[:, -1] of a batch-first output (batch, time="
+                f"{steps}, ...), got shape {tuple(out.shape)} (time first?); pass loss=, "
+                f"e.g. loss=lambda out: out[-1].sum()")
         return out[:, -1].sum()
 
     return loss
@@ -305,13 +310,14 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None
 
     Raises ``ValueError`` if the loss does not reach some layer's hidden states.
     """
-    loss = default_loss(model, x) if loss is None else loss
     with torch.enable_grad():
         with unrolled(model) as records:
             output = model(x)
         if not records:
             raise ValueError(f"{type(model).__name__}.forward ran none of its recurrent "
                              f"modules on this input")
+        if loss is None:
+            loss = default_loss(model, x, steps=records[-1].hidden.shape[1])
         value = _scalar(loss, output)
         wanted = [r.probe for r in records] + [r.hidden for r in records]
         grads = torch.autograd.grad(value, wanted, allow_unused=True)

@@ -10,6 +10,7 @@ import typer
 from .. import __version__
 from .demo import demo
 from .descend import descend
+from .probe import probe
 from .tasks import tasks_app
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ def _root(
 
 app.command("demo")(demo)
 app.command("descend")(descend)
+app.command("probe")(probe)
 app.add_typer(tasks_app, name="tasks")
 
 

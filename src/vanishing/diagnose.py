@@ -1,0 +1,275 @@
+r"""Summaries of a probe and a verdict: vanishing, exploding, NaN or healthy, with remedies.
+
+* **Horizon and decay rate** (:class:`~vanishing.probe.Trace`): how many steps back
+  ||dL/dh_t|| stays above a fraction of ||dL/dh_T||, and the fitted slope of
+  ln ||dL/dh_t|| per step.
+* **Weights** (:func:`weight_conditions`): spectral radius rho and largest singular value
+  sigma_max of each W_hh. Pascanu, Mikolov & Bengio (2013) show that for the Elman RNN,
+  with |f'| <= gamma (gamma = 1 for tanh and relu, 1/4 for the sigmoid),
+  ``sigma_max < 1 / gamma`` is *sufficient* for the gradient to vanish: every factor
+  ||diag(f') W_hh|| <= gamma sigma_max < 1. (sigma_max > 1/gamma is only *necessary* for
+  it to explode.)
+* **Saturation** (:func:`saturation`): the share of tanh units with |h| >= 0.99, where
+  f'(a) = 1 - h^2 <= 0.02 blocks the gradient whatever the weights.
+* **Lag decomposition** (:func:`lag_decomposition`): dL/dW_hh split by how far back each
+  term reaches (see :func:`vanishing.bptt.lag_terms`), for any Elman layer of a model.
+* :func:`classify` turns a trace into a :class:`Verdict`; :func:`diagnose` runs it all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import _checks
+from .bptt import LagDecomposition, lag_terms
+from .cells import ElmanCell
+from .jacobian import JacobianTrace, jacobian_products
+from .probe import Loss, Trace, layer_gradients
+
+__all__ = [
+    "REMEDIES",
+    "WeightCondition",
+    "Verdict",
+    "Diagnosis",
+    "weight_conditions",
+    "saturation",
+    "lag_decomposition",
+    "classify",
+    "remedies",
+    "diagnose",
+]
+
+#: Plain-language remedies per problem; ``remedies()`` picks those that fit the model.
+REMEDIES = {
+    "gated": "use a gated cell (LSTM or GRU): its additive state carries the gradient back",
+    "orthogonal": "initialise W_hh orthogonal (all singular values 1; init='orthogonal'), or "
+                  "as the identity for a relu RNN (IRNN, model 'irnn')",
+    "forget_bias": "set the LSTM forget-gate bias to 1 or more (f = sigmoid(b) near 1 keeps "
+                   "the cell state's gradient)",
+    "clip": "clip the gradient norm (torch.nn.utils.clip_grad_norm_(params, 1.0))",
+    "lower_lr": "lower the learning rate",
+    "truncate": "backpropagate through fewer steps (truncated BPTT: detach the state every "
+                "k steps)",
+    "radius": "rescale W_hh to a spectral radius below 1 (init radius=0.9)",
+    "check_data": "check the inputs and the loss for NaN/inf (log of 0, division by 0) and "
+                  "restart from the last good checkpoint",
+}
+GAMMA = {"rnn_tanh": 1.0, "rnn_relu": 1.0, "rnn_linear": 1.0, "rnn_sigmoid": 0.25}
+
+
+@dataclass(frozen=True)
+class WeightCondition:
+    """W_hh of one layer against Pascanu et al. 2013's sufficient condition for vanishing.
+
+    Attributes:
+        layer: e.g. ``"core.l0"``.  mode: ``rnn_tanh``, ``rnn_relu``, ``lstm`` or ``gru``.
+        spectral_radius, sigma_max: of W_hh (for LSTM / GRU the largest over the
+            (H, H) gate blocks).
+        gamma: bound on |f'| (Elman only, else None).
+        vanishing_guaranteed: ``sigma_max < 1 / gamma`` (Elman only, else None).
+    """
+
+    layer: str
+    mode: str
+    spectral_radius: float
+    sigma_max: float
+    gamma: float | None
+    vanishing_guaranteed: bool | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``kind`` is ``vanishing``, ``exploding``, ``nan`` or ``healthy``; ``reason`` says why."""
+
+    kind: str
+    reason: str
+    value: float = float("nan")
+
+
+@dataclass
+class Diagnosis:
+    """Everything :func:`diagnose` measured (see the module doc)."""
+
+    trace: Trace
+    threshold: float
+    horizon: int
+    decay_rate: float
+    verdict: Verdict
+    remedies: list[str]
+    weights: list[WeightCondition]
+    saturation: dict[str, float]
+    jacobian: JacobianTrace | None = None
+    lags: LagDecomposition | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _recurrent_weights(model: nn.Module) -> Iterator[tuple[str, str, Tensor, int]]:
+    """Yield (layer name, mode, W_hh, gates) for every fused layer (and direction)."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.RNNBase):
+            name = name or type(m).__name__.lower()
+            mode = m.mode.lower()
+            gates = {"lstm": 4, "gru": 3}.get(mode, 1)
+            for layer in range(m.num_layers):
+                for sfx in ("", "_reverse")[: 1 + m.bidirectional]:
+                    w = getattr(m, f"weight_hh_l{layer}{sfx}")
+                    yield f"{name}.l{layer}{sfx}", mode, w, gates
+
+
+def weight_conditions(model: nn.Module) -> list[WeightCondition]:
+    """rho and sigma_max of every recurrent layer's W_hh, in float64 (see module doc)."""
+    out = []
+    for name, mode, w, gates in _recurrent_weights(model):
+        h = w.shape[1]
+        blocks = w.detach().double().reshape(gates, h, h)
+        rho = float(torch.linalg.eigvals(blocks).abs().max())
+        sigma = float(torch.linalg.matrix_norm(blocks, ord=2).max())
+        gamma = GAMMA.get(mode)
+        out.append(WeightCondition(name, mode, rho, sigma, gamma,
+                                   None if gamma is None else sigma < 1 / gamma))
+    if not out:
+        raise ValueError(f"{type(model).__name__} contains no torch.nn.RNN, LSTM or GRU")
+    return out
+
+
+def saturation(hidden: Tensor, threshold: float = 0.99) -> float:
+    """Share of the entries of tanh states ``hidden`` (any shape) with |h| >= threshold."""
+    return float((hidden.detach().abs() >= threshold).double().mean())
+
+
+def lag_decomposition(
+    model: nn.Module,
+    x: Tensor,
+    loss: Loss | None = None,
+    *,
+    layer: str | None = None,
+    max_lag: int | None = None,
+) -> LagDecomposition:
+    """dL/dW_hh of one Elman layer of ``model``, split by lag (:func:`~vanishing.bptt.lag_terms`).
+
+    The direct ∂L/∂h_t and what the layer read come from one unrolled pass
+    (:func:`vanishing.probe.layer_gradients`); the split itself is hand BPTT.
+
+    Args:
+        model, x, loss: as :func:`vanishing.probe.hidden_gradients`.
+        layer: layer name (default: the last forward Elman layer run).
+        max_lag: resolve lags 0..max_lag (default all; cost O(T * max_lag * N * H^2)).
+    """
+    grads = [g for g in layer_gradients(model, x, loss) if isinstance(g.record.cell, ElmanCell)]
+    if not grads:
+        raise ValueError("the lag decomposition is written for the Elman RNN (torch.nn.RNN); "
+                         f"{type(model).__name__} runs no such layer")
+    names = [g.name for g in grads]
+    if layer is None:
+        layer = [g.name for g in grads if not g.record.reverse][-1]
+    g = grads[names.index(_checks.one_of("Elman layer", layer, names))]
+    r = g.record
+    return lag_terms(r.cell, r.inputs.detach(), g.direct, r.h0, max_lag=max_lag)
+
+
+def classify(
+    trace: Trace,
+    *,
+    threshold: float = 1e-3,
+    min_horizon: int | None = None,
+    max_growth: float = 1e3,
+) -> Verdict:
+    """Vanishing, exploding, NaN or healthy, from per-step gradient norms.
+
+    * ``nan``: some ||dL/dh_t|| is NaN or inf.
+    * ``exploding``: going back, ||dL/dh_t|| grows above ``max_growth`` x ||dL/dh_T||.
+    * ``vanishing``: the horizon (:meth:`Trace.horizon` at ``threshold``) is shorter than
+      ``min_horizon`` steps (default: the whole sequence, T - 1).
+    * ``healthy`` otherwise.
+    """
+    norms = np.asarray(trace.norms, dtype=np.float64)
+    if not np.all(np.isfinite(norms)):
+        bad = int(np.nonzero(~np.isfinite(norms))[0][-1])
+        return Verdict("nan", f"||dL/dh_t|| is not finite at step t = {bad}")
+    rel = trace.relative()
+    lag = int(np.argmax(rel[::-1]))
+    growth = float(rel[::-1][lag])
+    if growth > max_growth:
+        return Verdict("exploding", f"||dL/dh_t|| grows to {growth:.3g}x the last step's "
+                       f"{lag} steps back (bound {max_growth:g}x)", growth)
+    length = norms.size
+    need = length - 1 if min_horizon is None else min(_checks.nonneg_int(
+        "min_horizon", min_horizon), length - 1)
+    horizon = trace.horizon(threshold)
+    if horizon < need:
+        return Verdict("vanishing", f"||dL/dh_t|| falls below {threshold:g}x the last step's "
+                       f"{horizon + 1} steps back; the gradient needs to reach {need} steps "
+                       f"back", float(horizon))
+    return Verdict("healthy", f"the gradient reaches {horizon} steps back above {threshold:g}x "
+                   f"the last step's and grows at most {growth:.3g}x", float(horizon))
+
+
+def remedies(kind: str, modes: set[str]) -> list[str]:
+    """The :data:`REMEDIES` that fit a problem ``kind`` and the cell types ``modes``."""
+    elman = any(m.startswith("rnn") for m in modes)
+    if kind == "vanishing":
+        keys = (["gated"] if elman else []) + ["orthogonal"] + (
+            ["forget_bias"] if "lstm" in modes else [])
+    elif kind == "exploding":
+        keys = ["clip", "lower_lr", "truncate"] + (["radius"] if elman else [])
+    elif kind == "nan":
+        keys = ["lower_lr", "clip", "check_data"]
+    else:
+        keys = []
+    return [REMEDIES[k] for k in keys]
+
+
+def diagnose(
+    model: nn.Module,
+    x: Tensor,
+    loss: Loss | None = None,
+    *,
+    threshold: float = 1e-3,
+    min_horizon: int | None = None,
+    max_growth: float = 1e3,
+    jacobian: bool = True,
+    lags: bool = True,
+    max_lag: int | None = None,
+) -> Diagnosis:
+    """Probe ``model`` on ``x`` and summarise: horizon, decay, weights, Jacobians, lags.
+
+    Args:
+        model, x, loss: as :func:`vanishing.probe.hidden_gradients`.
+        threshold, min_horizon, max_growth: as :func:`classify`.
+        jacobian: also compute ||dh_T/dh_t|| and Lyapunov exponents of the last layer.
+        lags: also split dL/dW_hh by lag (Elman layers only).
+        max_lag: for the lag decomposition.
+    """
+    threshold = _checks.positive_float("threshold", threshold)
+    grads = layer_gradients(model, x, loss)
+    trace = Trace.from_gradients(grads)
+    main = next(g for g in grads if g.name == trace.layer)
+    verdict = classify(trace, threshold=threshold, min_horizon=min_horizon,
+                       max_growth=max_growth)
+    weights = weight_conditions(model)
+    sat = {g.name: saturation(g.record.hidden) for g in grads
+           if isinstance(g.record.cell, ElmanCell) and g.record.cell.nonlinearity == "tanh"}
+    result = Diagnosis(trace, threshold, trace.horizon(threshold), trace.decay_rate(), verdict,
+                       remedies(verdict.kind, {w.mode for w in weights}), weights, sat)
+    if jacobian:
+        result.jacobian = jacobian_products(model, x, layer=main.name, k=min(
+            4, main.record.cell.hidden_size))
+    if lags and isinstance(main.record.cell, ElmanCell):
+        r = main.record
+        result.lags = lag_terms(r.cell, r.inputs.detach(), main.direct, r.h0, max_lag=max_lag)
+    for name, share in sat.items():
+        if share > 0.5:
+            result.notes.append(f"{name}: {share:.0%} of tanh units are saturated (|h| >= "
+                                f"0.99, f' <= 0.02): the gradient is blocked whatever W_hh is")
+    if any(w.vanishing_guaranteed for w in weights):
+        result.notes.append("sigma_max(W_hh) < 1/gamma: vanishing is guaranteed (Pascanu et "
+                            "al. 2013)")
+    if math.isnan(result.decay_rate):
+        result.notes.append("too few nonzero steps to fit a decay rate")
+    return result

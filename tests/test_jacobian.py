@@ -1,0 +1,191 @@
+"""Jacobian products against closed forms (linear RNNs, determinants) and autograd + SVD."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vanishing.cells import ElmanCell, GRUCell, LSTMCell
+from vanishing.jacobian import cell_jacobian_products, jacobian_products
+from vanishing.models import build_model
+from vanishing.unroll import make_probe, unroll
+
+F64 = torch.float64
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _normal_matrix(moduli, seed=0):
+    """A real normal matrix Q B Q^T: 2x2 rotation blocks scaled by ``moduli`` (H = 2 * len)."""
+    blocks = []
+    angles = torch.rand(len(moduli), generator=_gen(seed), dtype=F64) * math.pi
+    for r, a in zip(moduli, angles, strict=True):
+        c, s = math.cos(a), math.sin(a)
+        blocks.append(r * torch.tensor([[c, -s], [s, c]], dtype=F64))
+    q, _ = torch.linalg.qr(torch.randn(2 * len(moduli), 2 * len(moduli), generator=_gen(seed + 1),
+                                       dtype=F64))
+    return q @ torch.block_diag(*blocks) @ q.T
+
+
+def _linear_cell(w):
+    cell = ElmanCell(2, w.shape[0], "linear").double()
+    with torch.no_grad():
+        cell.weight_hh.copy_(w)
+    return cell
+
+
+@pytest.mark.parametrize("spectral", ["power", "svd"])
+def test_linear_rnn_with_normal_weights_gives_rho_to_the_power_lag(spectral):
+    moduli = [0.93, 0.7, 0.5]
+    cell = _linear_cell(_normal_matrix(moduli))
+    length = 80
+    x = torch.randn(2, length, 2, generator=_gen(), dtype=F64)
+    jac = cell_jacobian_products(cell, x, spectral=spectral, k=0)
+    lag = np.arange(length)[::-1]  # index t has lag T-1-t
+    expected_2 = lag * math.log(0.93)
+    expected_f = 0.5 * np.log(sum(2 * m ** (2 * lag) for m in moduli))
+    np.testing.assert_allclose(np.exp(jac.log_spectral - expected_2), 1, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(jac.log_frobenius - expected_f), 1, rtol=1e-6)
+
+
+def test_stable_at_4000_steps_far_below_float64():
+    cell = _linear_cell(_normal_matrix([0.7, 0.6]))
+    length = 4000
+    x = torch.randn(1, length, 2, generator=_gen(), dtype=F64)
+    jac = cell_jacobian_products(cell, x, k=1)
+    lag = np.arange(length)[::-1]
+    # ln 0.7^3999 = -1426: e to that is 0 in float64, yet it is reported exactly
+    np.testing.assert_allclose(jac.log_spectral, lag * math.log(0.7), rtol=1e-9, atol=1e-9)
+    assert np.all(np.isfinite(jac.log_frobenius)) and jac.log_frobenius[0] < -1400
+    assert jac.lyapunov[0] == pytest.approx(math.log(0.7), rel=1e-3)
+
+
+@pytest.mark.parametrize("rho, trend", [(0.9, "decays"), (1.0, "holds"), (1.1, "grows")])
+def test_random_weights_scaled_to_a_spectral_radius(rho, trend):
+    h, length = 16, 400
+    w = torch.randn(h, h, generator=_gen(3), dtype=F64)
+    w *= rho / torch.linalg.eigvals(w).abs().max()
+    x = torch.zeros(1, length, 2, dtype=F64)
+    jac = cell_jacobian_products(_linear_cell(w), x, k=1)
+    per_step = (jac.log_spectral[0] - jac.log_spectral[length // 2]) / (length // 2)
+    assert per_step == pytest.approx(math.log(rho), abs=0.01)
+    assert jac.lyapunov[0] == pytest.approx(math.log(rho), abs=0.01)
+    end = jac.log_spectral[0]
+    assert {"decays": end < -30, "holds": abs(end) < 5, "grows": end > 30}[trend]
+
+
+def test_qr_exponents_sum_to_the_log_determinant():
+    """sum_i ln sigma_i of a product = ln |det|, and det J_t = prod f'(a_t) det W_hh."""
+    torch.manual_seed(0)
+    cell = ElmanCell(3, 5, "tanh").double()
+    x = torch.randn(2, 30, 3, generator=_gen(), dtype=F64)
+    jac = cell_jacobian_products(cell, x, k=5)
+    hs, _ = unroll(cell, x)
+    fp = 1 - hs.detach() ** 2
+    logdet = fp[:, 1:].log().sum((1, 2)) + 29 * torch.linalg.slogdet(cell.weight_hh.detach())[1]
+    jac1 = cell_jacobian_products(cell, x[:1], k=5)  # one sample: no batch mean to undo
+    assert jac1.log_singular.sum() == pytest.approx(float(logdet[0]), rel=1e-10)
+    assert np.all(np.diff(jac.log_singular) <= 1e-9)  # largest first
+    np.testing.assert_allclose(jac.lyapunov, jac.log_singular / 29)
+
+
+def _autograd_jacobians(cell, x):
+    """dh_T/dh_t for every t by autograd: one backward per unit of h_T, through a probe."""
+    n, length, h = x.shape[0], x.shape[1], cell.hidden_size
+    rows = []
+    for i in range(h):
+        probe = make_probe(x, h)
+        hs, _ = unroll(cell, x, probe=probe)
+        hs[:, -1, i].sum().backward()
+        rows.append(probe.grad)  # (N, T, H): row i of dh_T/dh_t, per sample
+    return torch.stack(rows, 2).reshape(n, length, h, h)
+
+
+@pytest.mark.parametrize("cls", [ElmanCell, LSTMCell, GRUCell])
+def test_norms_match_autograd_and_svd(cls):
+    torch.manual_seed(1)
+    cell = cls(3, 4).double()
+    x = torch.randn(3, 25, 3, generator=_gen(), dtype=F64)
+    full = _autograd_jacobians(cell, x)
+    ref_f = torch.linalg.matrix_norm(full).log()
+    ref_2 = torch.linalg.matrix_norm(full, ord=2).log()
+    for spectral in ("power", "svd"):
+        jac = cell_jacobian_products(cell, x, spectral=spectral, chunk=7)
+        np.testing.assert_allclose(jac.per_sample_frobenius, ref_f.numpy(), rtol=1e-9)
+        mean_2 = torch.logsumexp(ref_2, 0) - math.log(3)
+        np.testing.assert_allclose(jac.log_spectral, mean_2.numpy(), rtol=1e-8)
+
+
+def test_initial_state_is_honoured():
+    torch.manual_seed(2)
+    cell = LSTMCell(3, 4).double()
+    x = torch.randn(2, 6, 3, generator=_gen(), dtype=F64)
+    h0 = (torch.randn(2, 4, dtype=F64), torch.randn(2, 4, dtype=F64))
+    a = cell_jacobian_products(cell, x, h0, k=2)
+    b = cell_jacobian_products(cell, x, k=2)
+    assert not np.allclose(a.log_frobenius, b.log_frobenius)
+    probe_cell_hs = []
+    for i in range(4):
+        probe = make_probe(x, 4)
+        hs, _ = unroll(cell, x, h0, probe=probe)
+        hs[:, -1, i].sum().backward()
+        probe_cell_hs.append(probe.grad)
+    full = torch.stack(probe_cell_hs, 2)
+    np.testing.assert_allclose(a.per_sample_frobenius,
+                               torch.linalg.matrix_norm(full).log().numpy(), rtol=1e-9)
+
+
+def test_exactly_zero_products_are_minus_inf_and_nothing_else():
+    cell = ElmanCell(2, 3, "relu").double()
+    with torch.no_grad():
+        cell.bias_hh.fill_(-100.0)  # every unit dead: f'(a) = 0, J_t = 0
+    x = torch.randn(1, 5, 2, generator=_gen(), dtype=F64)
+    jac = cell_jacobian_products(cell, x, k=1)
+    assert jac.log_frobenius[-1] == pytest.approx(math.log(math.sqrt(3)))
+    assert np.all(jac.log_frobenius[:-1] == -np.inf)
+    assert np.all(jac.log_spectral[:-1] == -np.inf)
+
+
+def test_model_level_products_pick_a_layer():
+    model = build_model("gru", 3, 5, 2, num_layers=2, seed=0)
+    x = torch.randn(2, 12, 3, generator=_gen())
+    top = jacobian_products(model, x)
+    assert top.layer == "core.l1" and top.log_frobenius.shape == (12,)
+    bottom = jacobian_products(model, x, layer="core.l0", spectral="none", k=0)
+    assert bottom.log_spectral is None and bottom.lyapunov.shape == (0,)
+    with pytest.raises(ValueError, match="core.l0, core.l1"):
+        jacobian_products(model, x, layer="core.l2")
+    rnn = nn.GRU(3, 4, bidirectional=True, batch_first=True)
+    rev = jacobian_products(rnn, x, layer="gru.l0_reverse")
+    assert rev.log_frobenius[0] == pytest.approx(math.log(2.0))  # identity at real t = 0
+
+
+def test_bad_arguments():
+    cell = ElmanCell(2, 3)
+    x = torch.randn(1, 4, 2)
+    with pytest.raises(ValueError, match="spectral"):
+        cell_jacobian_products(cell, x, spectral="exact")
+    with pytest.raises(ValueError, match="state size 3"):
+        cell_jacobian_products(cell, x, k=4)
+    with pytest.raises(TypeError, match="Cell"):
+        cell_jacobian_products(nn.RNN(2, 3), x)
+    with pytest.raises(ValueError, match="contains no"):
+        jacobian_products(nn.Linear(2, 2), x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru"])
+def test_default_models_at_4000_steps(name):
+    """ln ||dh_T/dh_t|| stays finite and falls at a steady rate across the whole range."""
+    model = build_model(name, 2, 16, 1, seed=0)
+    x = torch.randn(2, 4000, 2, generator=_gen())
+    jac = jacobian_products(model, x, k=2, chunk=250)
+    log2 = jac.log_spectral[::-1]  # by lag
+    assert np.all(np.isfinite(log2)) and log2[-1] < -600  # e^-600 = 1e-261
+    first, second = (log2[2000] - log2[100]) / 1900, (log2[3999] - log2[2000]) / 1999
+    assert first == pytest.approx(second, rel=0.1)
+    assert jac.lyapunov[0] == pytest.approx(log2[-1] / 3999, rel=0.1)

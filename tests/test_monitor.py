@@ -1,0 +1,134 @@
+"""GradientMonitor: the right alarm on the right step, silence when healthy, no side effects."""
+
+import pytest
+import torch
+from torch import nn
+
+from vanishing.models import build_model
+from vanishing.monitor import Alarm, GradientAlarm, GradientMonitor
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _one_step(model, x, monitor, y=None, poison=False):
+    model.zero_grad()
+    out = model(x)
+    loss = out.pow(2).mean() if y is None else nn.functional.mse_loss(out, y)
+    if poison:
+        loss = loss + torch.log(torch.tensor(-1.0))  # NaN
+    loss.backward()
+    return monitor.step(loss, x=x, y=y)
+
+
+def test_vanishing_for_a_tanh_rnn_with_small_weights():
+    model = build_model("rnn_tanh", 2, 32, 1, radius=0.5, seed=0)
+    monitor = GradientMonitor(model, every=10, warn=False)
+    x = torch.randn(16, 200, 2, generator=_gen())
+    (alarm,) = _one_step(model, x, monitor)
+    assert alarm.kind == "vanishing" and alarm.step == 1 and alarm.value < 20
+    assert "core.l0" in alarm.message
+    assert any("gated cell" in r for r in alarm.remedies)
+    assert any("orthogonal" in r for r in alarm.remedies)
+    assert monitor.alarms == [alarm] and 1 in monitor.traces
+    assert "step 1: vanishing gradient" in str(alarm)
+
+
+def test_exploding_at_spectral_radius_3():
+    model = build_model("rnn_tanh", 2, 32, 1, radius=3.0, seed=0)
+    monitor = GradientMonitor(model, warn=False)
+    (alarm,) = _one_step(model, torch.randn(16, 200, 2, generator=_gen()), monitor)
+    assert alarm.kind == "exploding" and alarm.value > 1e3
+    assert any("clip" in r for r in alarm.remedies)
+
+
+def test_silent_for_a_healthy_lstm_on_a_short_task():
+    """Remember the first of 10 numbers: an LSTM learns it, and nothing vanishes."""
+    model = build_model("lstm", 1, 16, 1, seed=0)
+    monitor = GradientMonitor(model, every=10, loss_fn=nn.functional.mse_loss, warn=False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = _gen()
+    losses = []
+    for _ in range(60):
+        x = torch.randn(32, 10, 1, generator=g)
+        y = x[:, :1, 0]
+        _one_step(model, x, monitor, y)
+        with torch.no_grad():
+            losses.append(float(nn.functional.mse_loss(model(x), y)))
+        opt.step()
+    assert monitor.alarms == []
+    assert sorted(monitor.traces) == [1, 11, 21, 31, 41, 51]
+    assert all(t.horizon() == 9 for t in monitor.traces.values())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_nan_on_the_step_it_appears():
+    model = build_model("gru", 2, 8, 1, seed=0)
+    monitor = GradientMonitor(model, every=3, warn=False)
+    g = _gen()
+    raised = {}
+    for step in range(1, 13):
+        x = torch.randn(4, 12, 2, generator=g)
+        alarms = _one_step(model, x, monitor, poison=step in (7, 8))
+        raised.update({a.step: a.kind for a in alarms})
+    assert raised == {7: "nan"}  # once, not again while it lasts, no probe meanwhile
+    (alarm,) = monitor.alarms
+    assert alarm.step == 7 and "loss is nan" in alarm.message
+    assert any("learning rate" in r for r in alarm.remedies)
+
+
+def test_nan_in_the_gradient_only():
+    model = build_model("lstm", 2, 8, 1, seed=0)
+    monitor = GradientMonitor(model, every=100, warn=False)
+    x = torch.randn(4, 6, 2, generator=_gen())
+    _one_step(model, x, monitor)
+    b = model.head.bias
+    loss = model(x).sum() + 0 * torch.sqrt(b - b.detach()).sum()  # finite loss, NaN gradient
+    model.zero_grad()
+    loss.backward()
+    (alarm,) = monitor.step(loss)
+    assert alarm.kind == "nan" and "gradient norm is nan" in alarm.message
+
+
+def test_the_probe_leaves_the_training_run_alone():
+    model = build_model("lstm", 2, 8, 1, seed=0)
+    model.core.dropout = 0.0
+    model.train()
+    x = torch.randn(4, 9, 2, generator=_gen())
+    model(x).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    rng = torch.random.get_rng_state()
+    monitor = GradientMonitor(model, every=1, warn=False)
+    assert monitor.step(x=x) == []
+    assert model.training and torch.equal(torch.random.get_rng_state(), rng)
+    for a, p in zip(grads, model.parameters(), strict=True):
+        assert torch.equal(a, p.grad)
+    assert "forward" not in model.core.__dict__
+
+
+def test_warnings_and_bad_arguments():
+    model = build_model("rnn_tanh", 2, 8, 1, radius=0.3)
+    monitor = GradientMonitor(model, x=torch.randn(2, 50, 2, generator=_gen()))
+    with pytest.warns(GradientAlarm, match="vanishing"):
+        (alarm,) = monitor.step()
+    assert isinstance(alarm, Alarm)
+    with pytest.raises(ValueError, match="needs a batch"):
+        GradientMonitor(model, warn=False).step(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="every"):
+        GradientMonitor(model, every=0)
+    with pytest.raises(ValueError, match="contains no"):
+        GradientMonitor(nn.Linear(2, 2))
+
+
+def test_a_lasting_problem_is_raised_once_and_again_after_recovery():
+    model = build_model("rnn_tanh", 2, 16, 1, radius=0.5, seed=0)
+    monitor = GradientMonitor(model, every=2, warn=False)
+    short, long = torch.randn(4, 5, 2, generator=_gen()), torch.randn(4, 80, 2, generator=_gen())
+    kinds = []
+    for x in [long, long, long, short, long]:  # probes at steps 1, 3, 5, 7, 9
+        for _ in range(2):
+            kinds += [(a.step, a.kind) for a in _one_step(model, x, monitor)]
+    assert kinds == [(1, "vanishing"), (9, "vanishing")]
+    assert [v.kind for v in monitor.verdicts.values()] == ["vanishing"] * 3 + ["healthy",
+                                                                               "vanishing"]

@@ -1,0 +1,444 @@
+"""The probes against independent references: hand BPTT, finite differences, cell loops."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vanishing.bptt import elman_bptt
+from vanishing.cells import twin
+from vanishing.models import build_model
+from vanishing.probe import (
+    Trace,
+    hidden_gradients,
+    input_gradients,
+    layer_gradients,
+    unrolled,
+)
+
+F64 = torch.float64
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# -- Elman: probe == hand BPTT == central finite differences ---------------------------------
+def test_probe_equals_hand_bptt_and_finite_differences():
+    model = build_model("rnn_tanh", 3, 6, 2, readout="all", seed=3).double()
+    x = torch.randn(4, 12, 3, generator=_gen(), dtype=F64)
+
+    def loss(out):
+        return (out**2).sum()
+
+    (grads,) = layer_gradients(model, x, loss)
+    # hand BPTT: the readout y_t = W h_t + b sends d_t = 2 y_t W back to h_t
+    cell = twin(model.core)
+    with torch.no_grad():
+        out = model(x)
+    direct = 2 * out @ model.head.weight.detach()
+    hand = elman_bptt(cell, x, direct)
+    torch.testing.assert_close(grads.total, hand.hidden, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads.direct, direct, rtol=1e-10, atol=1e-12)
+    # central differences: nudge h_t through a nonzero probe in the unrolled path
+    eps = 1e-6
+    for n, t, i in [(0, 0, 0), (3, 5, 2), (1, 11, 5)]:
+        p = torch.zeros(4, 12, 6, dtype=F64)
+        p[n, t, i] = eps
+        with torch.no_grad():
+            up = float(loss(model.forward_unrolled(x, [p])[0]))
+            down = float(loss(model.forward_unrolled(x, [-p])[0]))
+        assert (up - down) / (2 * eps) == pytest.approx(float(hand.hidden[n, t, i]), rel=1e-6)
+    trace = hidden_gradients(model, x, loss)
+    np.testing.assert_allclose(trace.norms, hand.hidden.norm(dim=-1).mean(0).numpy(),
+                               rtol=1e-10)
+
+
+# -- stock fused modules against a hand-unrolled nn.LSTMCell / nn.GRUCell loop ------------
+class Net(nn.Module):
+    """A user's model: a fused recurrent module between two linear maps."""
+
+    def __init__(self, kind, layers, batch_first=True, bidirectional=False):
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
+        self.inp = nn.Linear(3, 4)
+        self.rnn = rnn(4, 5, layers, batch_first=batch_first, bidirectional=bidirectional)
+        self.out = nn.Linear(5 * (1 + bidirectional), 2)
+        self.hx = None  # an initial state the model passes to its recurrent module
+
+    def forward(self, x):
+        y, _ = self.rnn(self.inp(x), self.hx)
+        return self.out(y)
+
+
+def _reference(net, x, hx, loss):
+    """Every h_t of every layer from a loop of torch cells with the fused weights.
+
+    retain_grad() on h_t, the very tensor fed to step t + 1 and to the next layer, gives
+    the TOTAL dL/dh_t: this is the independent reference.
+    """
+    rnn, kind = net.rnn, net.rnn.mode
+    cls = {"LSTM": nn.LSTMCell, "GRU": nn.GRUCell}[kind]
+    dirs = 2 if rnn.bidirectional else 1
+    inp = net.inp(x if rnn.batch_first else x.transpose(0, 1))
+    hs_all = {}
+    for layer in range(rnn.num_layers):
+        outs = []
+        for d in range(dirs):
+            sfx = f"_l{layer}" + "_reverse" * d
+            cell = cls(inp.shape[-1], rnn.hidden_size).double()
+            with torch.no_grad():
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(cell, name).copy_(getattr(rnn, name + sfx))
+            i = layer * dirs + d
+            if kind == "LSTM":
+                state = (hx[0][i], hx[1][i])
+            else:
+                state = hx[i]
+            hs = []
+            steps = range(inp.shape[1] - 1, -1, -1) if d else range(inp.shape[1])
+            for t in steps:
+                state = cell(inp[:, t], state)
+                h = state[0] if kind == "LSTM" else state
+                h.retain_grad()
+                hs.append(h)
+                if kind == "GRU":
+                    state = h
+            if d:
+                hs = hs[::-1]
+            hs_all[f"rnn.l{layer}" + "_reverse" * d] = hs
+            outs.append(torch.stack(hs, 1))
+        inp = torch.cat(outs, -1)
+    y = net.out(inp if rnn.batch_first else inp.transpose(0, 1))
+    loss(y).backward()
+    return y, {k: torch.stack([h.grad for h in v], 1) for k, v in hs_all.items()}
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_fused_probe_equals_cell_loop(kind, layers, batch_first):
+    torch.manual_seed(layers + 10 * batch_first)
+    net = Net(kind, layers, batch_first).double()
+    n, length = 3, 10
+    x = torch.randn(n, length, 3, dtype=F64)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    h0 = 0.3 * torch.randn(layers, n, 5, dtype=F64)
+    hx = (h0, -h0) if kind == "lstm" else h0
+
+    def loss(y):
+        return (y**2).sum()
+
+    y_ref, ref = _reference(net, x, hx, loss)
+    net.hx = hx
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), y_ref)
+    grads = layer_gradients(net, x, lambda y: loss(y))
+    assert [g.name for g in grads] == [f"rnn.l{i}" for i in range(layers)]
+    for g in grads:
+        torch.testing.assert_close(g.total, ref[g.name], rtol=1e-10, atol=1e-12)
+    trace = hidden_gradients(net, x, loss)
+    assert list(trace.layers) == [f"rnn.l{i}" for i in range(layers)]
+    np.testing.assert_allclose(trace.norms, ref[f"rnn.l{layers - 1}"].norm(dim=-1).mean(0),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_bidirectional_probe_equals_cell_loop(kind):
+    torch.manual_seed(5)
+    net = Net(kind, 2, bidirectional=True).double()
+    x = torch.randn(2, 7, 3, dtype=F64)
+    h0 = 0.3 * torch.randn(4, 2, 5, dtype=F64)
+    hx = (h0, h0.flip(0)) if kind == "lstm" else h0
+
+    def loss(y):
+        return (y[:, 1:4] ** 2).sum()
+
+    _, ref = _reference(net, x, hx, loss)
+    net.hx = hx
+    trace = hidden_gradients(net, x, loss)
+    assert set(trace.layers) == {"rnn.l0", "rnn.l0_reverse", "rnn.l1", "rnn.l1_reverse"}
+    for name, norms in trace.layers.items():
+        np.testing.assert_allclose(norms, ref[name].norm(dim=-1).mean(0), rtol=1e-10,
+                                   atol=1e-300)
+    np.testing.assert_array_equal(trace.norms, trace.layers["rnn.l1"])
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_twin_returns_what_the_fused_module_returns(kind, bidirectional):
+    torch.manual_seed(0)
+    rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind](
+        3, 4, 2, bidirectional=bidirectional)  # batch_first=False, the torch default
+    dirs = 1 + bidirectional
+    x = torch.randn(6, 2, 3)
+    h0 = torch.randn(2 * dirs, 2, 4)
+    for hx in [None, (h0, h0 + 1) if kind == "lstm" else h0]:
+        fused = rnn(x, hx)
+        with unrolled(rnn) as records:
+            mine = rnn(x, hx)
+        assert len(records) == 2 * dirs and records[0].name == f"{kind}.l0"
+        torch.testing.assert_close(mine, fused, atol=1e-5, rtol=1e-5)
+        # unbatched (2-D) input, as torch accepts it
+        hx1 = None if hx is None else tuple(h[:, 0] for h in hx) if kind == "lstm" else hx[:, 0]
+        with unrolled(rnn):
+            mine = rnn(x[:, 0], hx1)
+        torch.testing.assert_close(mine, rnn(x[:, 0], hx1), atol=1e-5, rtol=1e-5)
+    assert "forward" not in rnn.__dict__
+
+
+def test_bare_fused_module_and_tuple_output():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, batch_first=True)
+    trace = hidden_gradients(lstm, torch.randn(2, 8, 3))  # default loss reads output[0]
+    assert list(trace.layers) == ["lstm.l0"] and trace.norms.shape == (8,)
+
+
+def test_sequence_model_names_tokens_and_no_grad_side_effects():
+    model = build_model("lstm", 11, 6, 3, tokens=True, num_layers=2)
+    x = torch.randint(0, 11, (4, 9), generator=_gen())
+    with torch.no_grad():  # the probe needs autograd and turns it on itself
+        trace = hidden_gradients(model, x)
+    assert list(trace.layers) == ["core.l0", "core.l1"]
+    assert trace.norms.dtype == np.float64 and trace.norms.shape == (9,)
+    np.testing.assert_array_equal(trace.norms, trace.layers["core.l1"])
+    assert all(p.grad is None for p in model.parameters())
+    assert "forward" not in model.core.__dict__
+    # the demo's use: a float64 copy and the task's loss
+    y = torch.tensor([0, 1, 2, 0])
+    double = copy.deepcopy(model).double()
+    t64 = hidden_gradients(double, x, lambda out: nn.functional.cross_entropy(out, y))
+    assert np.all(t64.norms > 0)
+
+
+def test_forward_is_restored_after_an_error():
+    net = Net("gru", 1)
+
+    def bad_loss(y):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        hidden_gradients(net, torch.randn(2, 5, 3), bad_loss)
+    assert "forward" not in net.rnn.__dict__
+    with pytest.raises(RuntimeError, match="inside"):
+        with unrolled(net):
+            raise RuntimeError("inside")
+    assert "forward" not in net.rnn.__dict__
+
+
+def test_a_forward_set_by_the_user_is_restored_too():
+    rnn = nn.GRU(2, 3, batch_first=True)
+
+    def custom(x, hx=None):
+        return nn.GRU.forward(rnn, x, hx)
+
+    rnn.forward = custom
+    with unrolled(rnn):
+        assert rnn.forward is not custom
+    assert rnn.forward is custom
+
+
+# -- dL/dx_t for any model -----------------------------------------------------------------
+def test_input_gradients_of_a_transformer_match_finite_differences():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, batch_first=True)
+    model = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).double().eval()
+    x = torch.randn(2, 6, 4, dtype=F64)
+    w = torch.randn(4, dtype=F64)
+
+    def loss(out):  # not the default: a LayerNorm output sums to a constant
+        return out[:, -1] @ w
+
+    trace = input_gradients(model, x, lambda out: loss(out).sum())
+    eps = 1e-6
+    fd = torch.zeros_like(x)
+    with torch.no_grad():
+        for idx in np.ndindex(*x.shape):
+            e = torch.zeros_like(x)
+            e[idx] = eps
+            fd[idx] = (loss(model(x + e)).sum() - loss(model(x - e)).sum()) / (2 * eps)
+    np.testing.assert_allclose(trace.norms, fd.norm(dim=-1).mean(0).numpy(), rtol=1e-6)
+    assert list(trace.layers) == ["input"]
+
+
+def test_input_gradients_leave_fused_modules_alone():
+    net = Net("lstm", 2)
+    trace = input_gradients(net, torch.randn(3, 7, 3))
+    assert trace.norms.shape == (7,) and np.all(trace.norms > 0)
+    assert "forward" not in net.rnn.__dict__
+
+
+# -- summaries on a Trace --------------------------------------------------------------------
+def test_trace_horizon_and_decay_rate_on_a_geometric_curve():
+    lag = np.arange(30)
+    trace = Trace(norms=(2.0 * 0.5**lag)[::-1].copy())
+    assert trace.relative()[-1] == 1.0
+    assert trace.horizon(1e-3) == 9  # 0.5^9 = 1.95e-3 > 1e-3 > 0.5^10
+    assert trace.horizon(0.9) == 0
+    assert trace.decay_rate() == pytest.approx(np.log(0.5))
+    flat = Trace(norms=np.ones(5))
+    assert flat.horizon() == 4 and flat.decay_rate() == pytest.approx(0.0, abs=1e-12)
+    with_zeros = Trace(norms=np.array([0.0, 0.0, 0.25, 0.5, 1.0]))
+    assert with_zeros.decay_rate() == pytest.approx(np.log(0.5))
+    with pytest.raises(ValueError, match="reference"):
+        Trace(norms=np.array([1.0, 0.0])).horizon()
+    with pytest.raises(ValueError, match="threshold"):
+        trace.horizon(0)
+
+
+# -- bad input: a clear error, never a silent curve of zeros -----------------------------
+class Pooled(nn.Module):
+    """Output without a time dimension: (N, C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(3, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0].mean(1)
+
+
+class Twice(Pooled):
+    def forward(self, x):
+        return self.rnn(self.rnn(x[..., :3])[0][..., :3])[0]
+
+
+def test_bad_input_gives_clear_errors():
+    x = torch.randn(2, 5, 3)
+    with pytest.raises(ValueError, match="no time dimension"):
+        hidden_gradients(Pooled(), x)
+    with pytest.raises(ValueError, match="no time dimension"):
+        input_gradients(Pooled(), x)
+    assert hidden_gradients(Pooled(), x, lambda out: out.sum()).norms.shape == (5,)
+    seq_first = Net("gru", 1, batch_first=False)
+    with pytest.raises(ValueError, match="time first"):
+        hidden_gradients(seq_first, x.transpose(0, 1))  # (T=5, N=2, F): out[:, -1] is wrong
+    assert hidden_gradients(seq_first, x.transpose(0, 1), lambda out: out[-1].sum()).norms.size == 5
+    with pytest.raises(ValueError, match="contains no torch.nn.RNN, LSTM or GRU"):
+        hidden_gradients(nn.Linear(3, 3), x)
+    with pytest.raises(ValueError, match="does not depend"):
+        hidden_gradients(Net("lstm", 1), x, lambda out: torch.ones((), requires_grad=True))
+    with pytest.raises(ValueError, match="does not depend"):
+        hidden_gradients(Net("lstm", 1), x, lambda out: 0 * out.sum())
+    with pytest.raises(ValueError, match="does not depend"):
+        hidden_gradients(Net("lstm", 1), x, lambda out: torch.tensor(1.0))
+    with pytest.raises(ValueError, match="scalar"):
+        hidden_gradients(Net("lstm", 1), x, lambda out: out)
+    with pytest.raises(ValueError, match="does not depend on the input"):
+        input_gradients(Net("gru", 1), x, lambda out: Net("gru", 1).out.weight.sum() * 0 +
+                        out.sum() * 0)
+    with pytest.raises(ValueError, match="ran twice"):
+        hidden_gradients(Twice(), x)
+    assert "forward" not in Twice().rnn.__dict__
+    packed = nn.utils.rnn.pack_padded_sequence(x, [5, 3], batch_first=True)
+    rnn = Pooled().rnn
+    with pytest.raises(TypeError, match="PackedSequence"):
+        with unrolled(rnn):
+            rnn(packed)
+    with pytest.raises(TypeError, match="floating"):
+        input_gradients(build_model("lstm", 11, 4, 2, tokens=True),
+                        torch.randint(0, 11, (2, 5, 1)))
+    with pytest.raises(ValueError, match="proj_size"):
+        hidden_gradients(nn.LSTM(3, 4, proj_size=2, batch_first=True), x)
+
+
+# -- summaries, lag decomposition and the diagnosis ---------------------------------------
+@pytest.mark.parametrize("layer", ["core.l0", "core.l1"])
+def test_lag_decomposition_sums_back_to_autograd(layer):
+    from vanishing.diagnose import lag_decomposition
+
+    model = build_model("rnn_tanh", 3, 6, 2, readout="all", num_layers=2, seed=4).double()
+    x = torch.randn(5, 15, 3, generator=_gen(), dtype=F64)
+    y = torch.randn(5, 15, 2, generator=_gen(1), dtype=F64)
+
+    def loss(out):
+        return ((out - y) ** 2).mean()
+
+    loss(model(x)).backward()  # the fused path, plain autograd
+    w_grad = getattr(model.core, "weight_hh_" + layer.split(".")[1]).grad
+    lags = lag_decomposition(model, x, loss, layer=layer)
+    assert lags.terms.shape == (15, 6, 6)
+    torch.testing.assert_close(lags.terms.sum(0), w_grad, rtol=1e-10, atol=1e-14)
+    assert lags.share(0) == pytest.approx(1.0)
+    short = lag_decomposition(model, x, loss, layer=layer, max_lag=3)
+    torch.testing.assert_close(short.terms.sum(0) + short.remainder, w_grad, rtol=1e-10,
+                               atol=1e-14)
+
+
+def test_lag_decomposition_of_a_bidirectional_user_rnn():
+    from vanishing.diagnose import lag_decomposition
+
+    torch.manual_seed(0)
+    net = Net("rnn", 1, bidirectional=True).double()
+    x = torch.randn(2, 9, 3, dtype=F64)
+    net(x)[:, -1].sum().backward()
+    for name, w in [("rnn.l0", net.rnn.weight_hh_l0), ("rnn.l0_reverse",
+                                                      net.rnn.weight_hh_l0_reverse)]:
+        lags = lag_decomposition(net, x, layer=name)
+        torch.testing.assert_close(lags.total, w.grad, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="Elman"):
+        lag_decomposition(Net("gru", 1), x.float())
+
+
+def test_a_vanishing_update_is_made_of_short_range_terms():
+    from vanishing.diagnose import lag_decomposition
+
+    model = build_model("rnn_tanh", 4, 32, 1, radius=0.5, seed=0).double()
+    x = torch.randn(8, 60, 4, generator=_gen(), dtype=F64)
+    lags = lag_decomposition(model, x)
+    assert lags.share(10) < 1e-4 < lags.share(1)
+
+
+def test_weight_conditions_against_known_matrices():
+    from vanishing.diagnose import weight_conditions
+
+    rnn = nn.RNN(2, 2, batch_first=True)
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(torch.tensor([[0.0, 2.0], [0.0, 0.0]]))  # rho 0, sigma 2
+    (cond,) = weight_conditions(rnn)
+    assert cond.layer == "rnn.l0" and cond.mode == "rnn_tanh"
+    assert cond.spectral_radius == pytest.approx(0.0, abs=1e-12)
+    assert cond.sigma_max == pytest.approx(2.0) and cond.vanishing_guaranteed is False
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(0.9 * torch.eye(2))
+    assert weight_conditions(rnn)[0].vanishing_guaranteed is True
+    lstm = weight_conditions(build_model("lstm", 2, 3, 1, num_layers=2))
+    assert [c.layer for c in lstm] == ["core.l0", "core.l1"]
+    assert lstm[0].gamma is None and lstm[0].vanishing_guaranteed is None
+    with pytest.raises(ValueError, match="contains no"):
+        weight_conditions(nn.Linear(2, 2))
+
+
+def test_classify_synthetic_curves():
+    from vanishing.diagnose import classify
+
+    lag = np.arange(50)
+    decaying = Trace(norms=(0.5**lag)[::-1].copy())
+    v = classify(decaying)
+    assert v.kind == "vanishing" and v.value == 9
+    assert classify(decaying, min_horizon=9).kind == "healthy"
+    growing = Trace(norms=(1.2**lag)[::-1].copy())
+    assert classify(growing).kind == "exploding"
+    assert classify(growing, max_growth=1e9).kind == "healthy"
+    assert classify(Trace(norms=np.array([np.nan, 1.0]))).kind == "nan"
+
+
+def test_diagnose_tanh_rnn_vs_lstm():
+    from vanishing.diagnose import diagnose
+
+    x = torch.randn(8, 100, 4, generator=_gen())
+    rnn = diagnose(build_model("rnn_tanh", 4, 32, 1, seed=0).double(), x.double())
+    assert rnn.verdict.kind == "vanishing" and rnn.horizon < 30 and rnn.decay_rate < -0.1
+    assert rnn.jacobian is not None and rnn.jacobian.lyapunov[0] < 0
+    assert rnn.lags is not None and rnn.lags.share(30) < 1e-6
+    assert set(rnn.saturation) == {"core.l0"}
+    assert any("gated cell" in r for r in rnn.remedies)
+    exploding = diagnose(build_model("rnn_tanh", 4, 32, 1, radius=3.0).double(), x.double(),
+                         jacobian=False, lags=False)
+    assert exploding.verdict.kind == "exploding" and any("clip" in r for r in
+                                                          exploding.remedies)
+    lstm = diagnose(build_model("lstm", 4, 32, 1, seed=0), x[:, :20], lags=True)
+    assert lstm.verdict.kind == "healthy" and lstm.lags is None and lstm.remedies == []
