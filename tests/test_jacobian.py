@@ -189,3 +189,15 @@ def test_default_models_at_4000_steps(name):
     first, second = (log2[2000] - log2[100]) / 1900, (log2[3999] - log2[2000]) / 1999
     assert first == pytest.approx(second, rel=0.1)
     assert jac.lyapunov[0] == pytest.approx(log2[-1] / 3999, rel=0.1)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_elman_closed_form_equals_autograd_path(nonlinearity):
+    torch.manual_seed(4)
+    cell = ElmanCell(3, 6, nonlinearity).double()
+    x = torch.randn(3, 40, 3, dtype=F64)
+    closed = cell_jacobian_products(cell, x, k=3)
+    auto = cell_jacobian_products(cell, x, k=3, closed_form=False, chunk=7)
+    np.testing.assert_allclose(closed.log_frobenius, auto.log_frobenius, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(closed.log_spectral, auto.log_spectral, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(closed.lyapunov, auto.lyapunov, rtol=1e-10, atol=1e-10)

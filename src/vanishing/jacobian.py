@@ -93,9 +93,14 @@ def _state_steps(cell: Cell, x: Tensor, h0) -> tuple[Tensor, Tensor]:
     return xp, torch.stack(before, 1)
 
 
-def _jacobians(cell: Cell, x: Tensor, h0, chunk: int) -> Iterator[Tensor]:
-    """Yield J_t = ds_t/ds_(t-1), (N, S, S), for t = T-1 down to 1 (0-based)."""
-    if isinstance(cell, ElmanCell):
+def _jacobians(cell: Cell, x: Tensor, h0, chunk: int, closed_form: bool = True
+               ) -> Iterator[Tensor]:
+    """Yield J_t = ds_t/ds_(t-1), (N, S, S), for t = T-1 down to 1 (0-based).
+
+    Elman cells use the closed form diag(f'(a_t)) W_hh unless ``closed_form`` is False;
+    every other cell (and Elman with ``closed_form=False``) uses ``torch.func.jacrev``.
+    """
+    if isinstance(cell, ElmanCell) and closed_form:
         if h0 is not None and not isinstance(h0, Tensor):
             h0 = h0[0]
         _, fp = elman_forward(cell, x, None if h0 is None else h0.to(F64))
@@ -158,6 +163,7 @@ def cell_jacobian_products(
     k: int = 4,
     spectral: str = "power",
     chunk: int = 32,
+    closed_form: bool = True,
 ) -> JacobianTrace:
     """||dh_T/dh_t|| for every t, for one cell run over ``x`` (see the module doc).
 
@@ -170,6 +176,8 @@ def cell_jacobian_products(
         spectral: ``power`` (warm-started power iteration, default), ``svd`` (exact,
             slower: a test oracle) or ``none`` (Frobenius only).
         chunk: steps per ``torch.func`` call for LSTM / GRU (memory: N * chunk * S^2).
+        closed_form: for Elman cells, build J_t = diag(f'(a_t)) W_hh directly (default)
+            or, if False, by ``torch.func`` like the gated cells (a cross-check, slower).
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a vanishing.cells.Cell, got {type(cell).__name__}")
@@ -206,7 +214,8 @@ def cell_jacobian_products(
             log_s[:, t] = log_scale + sigma.log()
 
     record(length - 1)
-    for t, jac in zip(range(length - 2, -1, -1), _jacobians(cell, x, h0, chunk), strict=True):
+    for t, jac in zip(range(length - 2, -1, -1), _jacobians(cell, x, h0, chunk, closed_form),
+                      strict=True):
         rows = rows @ jac  # dh_T/ds_t = (dh_T/ds_(t+1)) J_(t+1)
         scale = torch.linalg.matrix_norm(rows)
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
