@@ -29,7 +29,7 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     result = runner.invoke(app, ["demo", "--gap", "2", "--steps", "20", "--models",
                                  "rnn_tanh,lstm", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    for word in ("rnn_tanh", "lstm", "held-out accuracy", "country word", "figures:"):
+    for word in ("rnn_tanh", "lstm", "accuracy", "country word", "figures:"):
         assert word in result.output
     for name in ("gradient-decay.png", "accuracy.png"):
         assert (out / name).stat().st_size > 10_000

@@ -60,11 +60,13 @@ def _sentences(report: DemoReport) -> list[str]:
 
 def _table(report: DemoReport) -> Table:
     t = Table(title=f"France -> French across a gap of {report.gap} words (seed {report.seed})",
-              caption="grad ratio = ||dL/dh_t|| at the country word / at the last word")
-    cols = ("model", "held-out accuracy", "chance", "status", "steps", "time",
-            "grad ratio at start", "grad ratio trained")
+              caption=f"accuracy on {report.models[0].result.config.eval_size} held-out "
+                      "sentences; grad ratio = ||dL/dh_t|| at the country word / at the last word")
+    cols = ("model", "accuracy", "chance", "status", "steps", "time",
+            "grad ratio (init)", "grad ratio (trained)")
     for col in cols:
-        t.add_column(col, justify="left" if col in ("model", "status") else "right")
+        t.add_column(col, justify="left" if col in ("model", "status") else "right",
+                     no_wrap=True)
     for m in report.models:
         r = m.result
         secs = f"{r.wall_time:.1f} s" if r.wall_time < 10 else f"{r.wall_time:.0f} s"
