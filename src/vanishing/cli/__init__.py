@@ -12,6 +12,7 @@ from .demo import demo
 from .descend import descend
 from .probe import probe
 from .tasks import tasks_app
+from .train import train_command
 
 app = typer.Typer(
     name="vanishing",
@@ -41,6 +42,7 @@ app.command("demo")(demo)
 app.command("descend")(descend)
 app.command("probe")(probe)
 app.add_typer(tasks_app, name="tasks")
+app.command("train")(train_command)
 
 
 def main() -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -46,3 +48,15 @@ def handle_errors(func: F) -> F:
 def show_progress(quiet: bool) -> bool:
     """Progress bars only when asked for and when stderr is a terminal."""
     return not quiet and sys.stderr.isatty()
+
+
+def check_writable_dir(path: Path, option: str) -> Path:
+    """Create ``path`` if needed and prove it is writable, before any long work starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option} {str(path)!r} is not a writable folder "
+                         f"({exc.strerror})") from None
+    return path

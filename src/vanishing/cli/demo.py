@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -16,20 +15,9 @@ from .. import _checks
 from ..demo import DEFAULT_GAP, DEFAULT_MODELS, DEFAULT_STEPS, DemoReport, decay_bar, run_demo
 from ..plots import plot_gradient_decay, plot_learning_curves
 from ..tasks.language import COUNTRY_POSITION
-from ._common import console, handle_errors, show_progress
+from ._common import check_writable_dir, console, handle_errors, show_progress
 
-__all__ = ["demo", "check_writable_dir"]
-
-
-def check_writable_dir(path: Path) -> Path:
-    """Create ``path`` if needed and prove it is writable, before any long work starts."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise ValueError(f"--out {str(path)!r} is not a writable folder ({exc.strerror})") from None
-    return path
+__all__ = ["demo"]
 
 
 def _sentences(report: DemoReport) -> list[str]:
@@ -113,7 +101,7 @@ def demo(
     then show how far back the gradient reaches in each."""
     names = [m.strip() for m in models.split(",") if m.strip()]
     torch.set_num_threads(_checks.positive_int("threads", threads))
-    check_writable_dir(out)
+    check_writable_dir(out, "--out")
     console.print(f"Training {', '.join(names)} on the language task: gap {gap}, "
                   f"up to {steps} steps each, seed {seed}. Denormals are flushed to zero.")
     if show_progress(quiet):

@@ -1,0 +1,73 @@
+"""``vanishing train``: one training run on a task, with an optional checkpoint."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import _checks
+from ..train import TrainConfig, save_checkpoint, train
+from ._common import check_writable_dir, console, handle_errors, show_progress
+
+__all__ = ["train_command"]
+
+
+@handle_errors
+def train_command(
+    task: Annotated[str, typer.Option(help="Task name (see `vanishing tasks`).")] = "language",
+    model: Annotated[str, typer.Option(help="rnn_tanh, rnn_relu, irnn, lstm or gru.")] = "lstm",
+    length: Annotated[int, typer.Option(help="The task's distance in time (language: the gap).")
+                      ] = 20,
+    steps: Annotated[int, typer.Option(help="Maximum optimisation steps.")] = 2000,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 3e-3,
+    optimizer: Annotated[str, typer.Option(help="sgd (W <- W - lr dL/dW) or adam.")] = "adam",
+    hidden_size: Annotated[int, typer.Option(help="Hidden units per layer.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
+    clip: Annotated[float, typer.Option(help="Gradient-norm clipping; 0 turns it off.")] = 1.0,
+    init: Annotated[str | None, typer.Option(help="default, orthogonal or identity.")] = None,
+    radius: Annotated[float | None, typer.Option(help="Scale W_hh to this spectral radius.")
+                      ] = None,
+    forget_bias: Annotated[float | None, typer.Option(help="LSTM forget-gate bias.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for weights and data.")] = 0,
+    eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 100,
+    save: Annotated[Path | None, typer.Option(
+        help="Write a checkpoint here (for `vanishing probe --checkpoint`).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: Annotated[int, typer.Option(help="PyTorch CPU threads.")] = 1,
+) -> None:
+    """Train one model on one task; print held-out metrics and optionally save a checkpoint."""
+    if math.isnan(clip) or clip < 0:
+        raise ValueError(f"clip must be >= 0 (0 turns clipping off), got {clip}")
+    config = TrainConfig(task=task, model=model, length=length, steps=steps, lr=lr,
+                         optimizer=optimizer, hidden_size=hidden_size, batch_size=batch_size,
+                         clip=clip or None, init=init, radius=radius, forget_bias=forget_bias,
+                         seed=seed, eval_every=eval_every)
+    torch.set_num_threads(_checks.positive_int("threads", threads))
+    if save is not None:
+        if save.exists() and not save.is_file():
+            raise ValueError(f"--save {str(save)!r} exists and is not a file")
+        check_writable_dir(save.parent, "--save's folder")
+    if show_progress(quiet):
+        columns = (TextColumn(model), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            job = bar.add_task(model, total=steps, loss="")
+            result = train(config, progress=lambda s, i: bar.update(
+                job, completed=s, loss=f"{i['loss']:.4f}"))
+    else:
+        result = train(config)
+    table = Table(title=f"{model} on {task}, length {length} (seed {seed})")
+    for col in ("status", "steps", "steps to solve", *result.final, "chance loss", "time"):
+        table.add_column(col, justify="right")
+    table.add_row(result.status, str(result.steps), str(result.steps_to_solve or "-"),
+                  *(f"{v:.4g}" for v in result.final.values()), f"{result.chance_loss:.4g}",
+                  f"{result.wall_time:.1f} s")
+    console.print(table)
+    if save is not None:
+        console.print(f"checkpoint: {save_checkpoint(save, result)}")
