@@ -1,9 +1,11 @@
 """5. Roofline: a fused training step against the time of its own matmuls alone.
 
-A recurrent layer's step does three matmuls with W_hh per time step (forward
-h W_hh^T; backward dA W_hh and dW_hh += dA^T h) and three with W_ih over the whole
-sequence. Their time, measured alone on the same shapes, is a lower bound for the
-step; the ratio bound / step says how close the fused kernel gets to it.
+The least a recurrent layer's training step must multiply: per time step, sequentially,
+the forward h W_hh^T (N x H by H x G*H) and the backward dA W_hh; once over the whole
+sequence (all T*N rows in one GEMM, as oneDNN does) the weight gradients dA^T h and
+dA^T x and the input terms x W_ih^T and dA W_ih. Their time, measured alone on the
+same shapes, bounds the step from below; bound / step says how close the fused kernel
+gets to it.
 """
 
 from __future__ import annotations
@@ -18,19 +20,19 @@ GATES = {"rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
 def _matmuls_alone(gates: int, batch: int, length: int, hidden: int, features: int):
-    gh = gates * hidden
+    gh, rows = gates * hidden, batch * length
     h, w_hh, da = torch.randn(batch, hidden), torch.randn(gh, hidden), torch.randn(batch, gh)
-    x, w_ih, dx = torch.randn(batch * length, features), torch.randn(gh, features), \
-        torch.randn(batch * length, gh)
+    hs, x, w_ih, das = (torch.randn(rows, hidden), torch.randn(rows, features),
+                        torch.randn(gh, features), torch.randn(rows, gh))
 
     def run():
-        for _ in range(length):
+        for _ in range(length):  # the sequential part
             h @ w_hh.T
             da @ w_hh
-            da.T @ h
+        das.T @ hs  # dW_hh over all steps at once
+        das.T @ x  # dW_ih
         x @ w_ih.T
-        dx @ w_ih
-        dx.T @ x
+        das @ w_ih
 
     return run
 
