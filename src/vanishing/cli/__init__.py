@@ -11,6 +11,7 @@ from .. import __version__
 from .demo import demo
 from .descend import descend
 from .probe import probe
+from .sweep import sweep
 from .tasks import tasks_app
 from .train import train_command
 
@@ -41,6 +42,7 @@ def _root(
 app.command("demo")(demo)
 app.command("descend")(descend)
 app.command("probe")(probe)
+app.command("sweep")(sweep)
 app.add_typer(tasks_app, name="tasks")
 app.command("train")(train_command)
 

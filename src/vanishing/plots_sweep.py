@@ -1,0 +1,130 @@
+"""Figures of a sweep: success against length, and gradient horizon against length.
+
+Both take the best cells of one task (:func:`vanishing.sweep.best_cells`), one line per
+model in :data:`vanishing.plots.COLORS`, and write a PNG on a fresh ``Figure`` (no
+pyplot state, no window).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .plots import COLORS, save
+from .sweep import Cell
+
+__all__ = ["MARKERS", "plot_success", "plot_horizon", "sweep_figures"]
+
+
+def _by_model(cells: Sequence[Cell]) -> dict[str, list[Cell]]:
+    tasks = {c.task for c in cells}
+    if len(tasks) != 1:
+        raise ValueError(f"a sweep figure shows one task, got {len(tasks)}: "
+                         f"{', '.join(sorted(tasks)) or 'none'}")
+    out: dict[str, list[Cell]] = {}
+    for c in sorted(cells, key=lambda c: c.length):
+        out.setdefault(c.model, []).append(c)
+    return out
+
+
+MARKERS = "osD^vP"
+
+
+def _nudge(lengths: np.ndarray, i: int, n: int) -> np.ndarray:
+    """Shift model i of n by a few percent along the log-length axis, so lines that
+    coincide (every model at 1.0, or at T - 1) stay visible side by side."""
+    return lengths * (1 + 0.025 * (i - (n - 1) / 2))
+
+
+def _length_axis(ax, lengths: list[int]) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(lengths, [str(v) for v in lengths])
+    ax.minorticks_off()
+    ax.set_xlabel("sequence length T (log scale)")
+    ax.grid(True, alpha=0.3)
+
+
+def plot_success(
+    cells: Sequence[Cell],
+    path: str | Path,
+    *,
+    baseline: Mapping[int, float] | None = None,
+    baseline_label: str = "baseline",
+    title: str | None = None,
+) -> Path:
+    """Fraction of seeds solved against length, one line per model.
+
+    Args:
+        cells: best cells of one task.
+        baseline: optional length -> fraction solved by a reference method (e.g. random
+            weight guessing on the latch task), drawn as a grey dashed line.
+    """
+    groups = _by_model(cells)
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (model, cs) in enumerate(groups.items()):
+        x = _nudge(np.array([c.length for c in cs], dtype=float), i, len(groups))
+        y = np.array([c.fraction for c in cs])
+        ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], ms=5, label=model,
+                color=COLORS.get(model))
+    if baseline:
+        lengths = sorted(baseline)
+        ax.plot(lengths, [baseline[t] for t in lengths], ls="--", color="0.45", marker="s",
+                ms=4, label=baseline_label)
+    seeds = sorted({c.measured for c in cells})
+    task = cells[0].task
+    _length_axis(ax, sorted({c.length for c in cells} | set(baseline or ())))
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel(f"fraction of seeds solved ({'/'.join(map(str, seeds))} per point)")
+    ax.set_title(title or f"{task}: success against sequence length")
+    ax.legend()
+    return save(fig, path)
+
+
+def plot_horizon(cells: Sequence[Cell], path: str | Path, *, title: str | None = None) -> Path:
+    """Median gradient horizon of the trained models against length (every seed as a dot).
+
+    The horizon is the largest lag k at which ||dL/dh_(T-k)|| is still above 1e-3 of
+    ||dL/dh_T|| (see :meth:`vanishing.probe.Trace.horizon`); the dashed line is T - 1,
+    the gradient reaching the first step.
+    """
+    groups = _by_model(cells)
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    reach = sorted({(c.length, c.probe_length) for c in cells if c.probe_length})
+    if reach:
+        ax.plot([t for t, _ in reach], [p - 1 for _, p in reach], ls="--", color="0.6",
+                label="T - 1 (reaches the first step)", zorder=1)
+    for i, (model, cs) in enumerate(groups.items()):
+        line = None
+        pts = [(c.length, c.median_horizon) for c in cs if c.median_horizon is not None]
+        if pts:
+            x, y = zip(*pts, strict=True)
+            (line,) = ax.plot(_nudge(np.array(x, dtype=float), i, len(groups)), y,
+                              marker=MARKERS[i % len(MARKERS)], ms=5, label=model,
+                              color=COLORS.get(model))
+        color = COLORS.get(model) if line is None else line.get_color()
+        for c in cs:
+            x = _nudge(np.full(len(c.horizons), float(c.length)), i, len(groups))
+            ax.scatter(x, c.horizons, s=10, alpha=0.35, color=color)
+    _length_axis(ax, sorted({c.length for c in cells}))
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("gradient horizon after training (steps back)")
+    ax.set_title(title or f"{cells[0].task}: how far back the trained model's gradient reaches")
+    ax.legend()
+    return save(fig, path)
+
+
+def sweep_figures(cells: Sequence[Cell], out: str | Path) -> list[Path]:
+    """``sweep-<task>-success.png`` and ``sweep-<task>-horizon.png`` for every task."""
+    out = Path(out)
+    paths = []
+    for task in sorted({c.task for c in cells}):
+        mine = [c for c in cells if c.task == task]
+        paths.append(plot_success(mine, out / f"sweep-{task}-success.png"))
+        paths.append(plot_horizon(mine, out / f"sweep-{task}-horizon.png"))
+    return paths
