@@ -14,7 +14,7 @@ from vanishing.descent import (
     hessian_at,
     step_size_verdict,
 )
-from vanishing.plots_descent import plot_descent
+from vanishing.plots_descent import locate_minimum, plot_descent
 
 PARABOLA = "(w-3)**2"
 
@@ -291,3 +291,39 @@ def test_plot_refuses_three_variables():
     trace = descend("x**2 + y**2 + z**2", (1.0, 1.0, 1.0), lr=0.1, steps=2)
     with pytest.raises(ValueError, match="expected a function of 1 or 2 variables, got 3"):
         plot_descent("x**2 + y**2 + z**2", trace)
+
+
+# The minimum the plot marks, against minima known in closed form.
+@pytest.mark.parametrize(
+    ("f", "spans", "expected"),
+    [
+        (PARABOLA, [(-4.0, 2.0)], (3.0,)),
+        ("(w+1.25)**2 + 7", [(0.5, 4.0)], (-1.25,)),  # left of the path: the view widens
+        ("abs(w - 0.3)", [(-4.0, 2.0)], (0.3,)),  # a kink, no derivative at the minimum
+        ("(w**2 - 1)**2 + (w - 1)**2", [(-3.0, 3.0)], (1.0,)),  # global, not the dip near -1
+        ("(1-x)**2 + 100*(y-x**2)**2", [(-1.0, -0.4), (0.2, 1.0)], (1.0, 1.0)),
+        ("(x-0.5)**2 + 3*(y+2)**2 + x*y", [(-1.0, 1.0), (-3.0, 0.0)], (18 / 11, -25 / 11)),
+    ],
+)
+def test_plot_marks_the_true_minimum(f, spans, expected):
+    from vanishing.expr import parse_expression
+
+    found = locate_minimum(parse_expression(f), spans)
+    assert found is not None
+    assert found == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("f", ["w**3", "exp(-w)", "-(w**2)"])
+def test_no_minimum_is_marked_where_f_keeps_falling(f):
+    from vanishing.expr import parse_expression
+
+    assert locate_minimum(parse_expression(f), [(-2.0, 2.0)]) is None
+
+
+def test_plot_legend_names_start_end_and_minimum():
+    trace = descend(PARABOLA, -4.0, lr=0.1, steps=5)  # stops well short of w = 3
+    fig = plot_descent(PARABOLA, trace)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "start" in labels and "end" in labels and "minimum (3)" in labels
+    assert ax.get_xlim()[1] > 3.0  # the view reaches the minimum the path never got to

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from vanishing.descent import Trace
 from vanishing.expr import Expression, parse_expression
 
-__all__ = ["GROWTH_LIMIT", "MAX_ARROWS", "plot_descent"]
+__all__ = ["GROWTH_LIMIT", "MAX_ARROWS", "locate_minimum", "plot_descent"]
 
 MAX_ARROWS = 60  # later steps are drawn as a plain line: arrows would only clutter
 GROWTH_LIMIT = 1e12  # stop drawing a diverging path here; matplotlib overflows near 1e308
@@ -33,9 +33,11 @@ def plot_descent(
 
     1-D: the curve :math:`L(w)` with each iterate :math:`(w_k, L(w_k))` and an arrow for
     each of the first ``MAX_ARROWS`` steps. 2-D: contours of :math:`L(x, y)` with the
-    path. The start and the last iterate (the minimum found, unless the run diverged)
-    are marked. A diverged run is drawn up to the last iterate within ``GROWTH_LIMIT``
-    times the start's scale: beyond that (and at inf or NaN) there is nothing to see.
+    path. The start, the last iterate and the function's own minimum (located
+    numerically near the path by :func:`locate_minimum`, when there is one) are
+    marked, so a run that stopped short or overshot shows it. A diverged run is drawn
+    up to the last iterate within ``GROWTH_LIMIT`` times the start's scale: beyond that
+    (and at inf or NaN) there is nothing to see.
 
     ``f`` is evaluated on a grid of tensors, so it must work elementwise (expressions and
     functions built from torch ops do).
@@ -49,14 +51,26 @@ def plot_descent(
     points, losses = trace.iterates[:n], trace.losses[:n]
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.add_subplot()
+    spans = [_span(points[:, i]) for i in range(dim)]
+    minimum = locate_minimum(f, spans)
+    if minimum is not None:  # widen the view so the minimum is on the picture
+        spans = [_span(np.append(points[:, i], minimum[i])) for i in range(dim)]
     if dim == 1:
-        _curve(ax, f, points[:, 0], trace.variables[0])
+        _curve(ax, f, spans[0], trace.variables[0])
         xy = np.column_stack([points[:, 0], losses])
     else:
-        _contours(ax, f, points, trace.variables)
+        _contours(ax, f, spans, trace.variables)
         xy = points
     shown = "end" if n == len(trace.iterates) else f"step {n - 1} (of {trace.steps})"
     _path(ax, xy, end_label=shown)
+    if minimum is not None:
+        if dim == 1:
+            value = _evaluate(f, np.array([minimum[0]]))[0]
+            where = (minimum[0], float(value))
+        else:
+            where = minimum
+        label = "minimum (" + ", ".join(f"{v:.4g}" for v in minimum) + ")"
+        ax.plot(*where, "D", mfc="none", mec="black", ms=11, mew=1.5, label=label)
     ax.set_title(title or _default_title(f, trace))
     ax.legend(loc="best")
     if path is not None:
@@ -64,16 +78,62 @@ def plot_descent(
     return fig
 
 
-def _curve(ax: Axes, f: Callable, w: np.ndarray, name: str) -> None:
-    lo, hi = _span(w)
+def locate_minimum(
+    f: Callable, spans: list[tuple[float, float]], *, widen: float = 3.0
+) -> tuple[float, ...] | None:
+    """The point of least ``f`` near the path, or ``None`` if there is none to show.
+
+    ``spans`` are the path's intervals, one per variable (1 or 2). The search box is
+    each interval widened by ``widen`` times its width on both sides; ``f`` is
+    evaluated on a grid over it, and the best grid point is refined by zooming
+    (a grid over a window around it, re-centred and halved 40 times).
+    If the best grid point lies on the edge of the box, ``f`` keeps falling beyond
+    what the picture could show (``x**3``, ``exp(-x)``) and ``None`` is returned.
+    """
+    box = [(lo - widen * (hi - lo), hi + widen * (hi - lo)) for lo, hi in spans]
+    size = 801 if len(box) == 1 else 161
+    best = _grid_argmin(f, box, size)
+    if best is None or any(i in (0, size - 1) for i in best[1]):
+        return None
+    point = best[0]
+    cells = [(hi - lo) / (size - 1) for lo, hi in box]
+    for _ in range(40):  # re-centre on the best point, halve the window: ~1e-12 at the end
+        zoom = [(p - 2 * c, p + 2 * c) for p, c in zip(point, cells, strict=True)]
+        found = _grid_argmin(f, zoom, 21)
+        if found is None:
+            break
+        point, cells = found[0], [c / 2 for c in cells]
+    return tuple(float(p) for p in point)
+
+
+def _grid_argmin(
+    f: Callable, box: list[tuple[float, float]], size: int
+) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
+    axes = [np.linspace(lo, hi, size) for lo, hi in box]
+    grids = np.meshgrid(*axes, indexing="ij") if len(axes) > 1 else axes
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = _evaluate(f, *grids)
+    z = np.where(np.isfinite(z), z, np.inf)
+    if not np.isfinite(z).any():
+        return None
+    index = np.unravel_index(int(np.argmin(z)), z.shape)
+    return tuple(float(a[i]) for a, i in zip(axes, index, strict=True)), tuple(
+        int(i) for i in index
+    )
+
+
+def _curve(ax: Axes, f: Callable, span: tuple[float, float], name: str) -> None:
+    lo, hi = span
     grid = np.linspace(lo, hi, 400)
     ax.plot(grid, _evaluate(f, grid), color="tab:blue", label=f"L({name})")
     ax.set_xlabel(name)
     ax.set_ylabel("L")
 
 
-def _contours(ax: Axes, f: Callable, points: np.ndarray, names: tuple[str, ...]) -> None:
-    (x0, x1), (y0, y1) = _span(points[:, 0]), _span(points[:, 1])
+def _contours(
+    ax: Axes, f: Callable, spans: list[tuple[float, float]], names: tuple[str, ...]
+) -> None:
+    (x0, x1), (y0, y1) = spans
     x, y = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
     z = _evaluate(f, x, y)
     finite = z[np.isfinite(z)]
