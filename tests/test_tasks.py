@@ -369,6 +369,24 @@ def test_digits_data_and_splits():
         assert torch.equal(labels[rows][d.argmin(1)], y)
 
 
+@pytest.mark.parametrize("name", ["digits", "digits-permuted"])
+@pytest.mark.parametrize(("split", "other"), [("train", slice(TRAIN_SIZE, None)),
+                                               ("test", slice(0, TRAIN_SIZE))])
+def test_digits_heldout_is_the_other_split_whole(name, split, other):
+    task = get_task(name, split=split)
+    images, labels = load()
+    x, y = task.heldout(64, 7, gen(0))  # the size asked for is ignored: the whole split
+    assert torch.equal(y, labels[other])
+    assert torch.equal(x[..., 0], images[other][:, task.order()])
+
+
+def test_generated_tasks_hold_out_fresh_samples_of_the_size_asked():
+    task = get_task("adding")
+    x, y = task.heldout(30, 9, gen(5))
+    x2, y2 = task.sample(30, 9, gen(5))
+    assert x.shape[0] == 9 and torch.equal(x, x2) and torch.equal(y, y2)
+
+
 def test_permuted_digits_use_one_fixed_documented_permutation():
     plain, perm = get_task("digits"), get_task("digits-permuted")
     order = torch.randperm(64, generator=torch.Generator().manual_seed(PERMUTATION_SEED))

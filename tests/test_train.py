@@ -110,3 +110,19 @@ def test_unknown_task_and_bad_task_options():
         train(TrainConfig(task_options={"colour": "red"}))
     with pytest.raises(TypeError, match="expects a TrainConfig"):
         train({"task": "language"})
+
+
+def test_digits_is_scored_on_the_test_split_it_never_trains_on():
+    from vanishing.tasks import get_task
+    from vanishing.tasks.digits import TRAIN_SIZE, load
+
+    config = TrainConfig(task="digits", model="gru", length=64, hidden_size=16, steps=30,
+                         eval_every=15, batch_size=32, early_stop=False, seed=3)
+    result = train(config)
+    images, labels = load()
+    test_x = images[TRAIN_SIZE:, :, None]  # row-major pixels, as the task reads them
+    with torch.no_grad():
+        logits = result.model(test_x)
+    accuracy = float((logits.argmax(-1) == labels[TRAIN_SIZE:]).float().mean())
+    assert result.final["accuracy"] == pytest.approx(accuracy, abs=1e-7)
+    assert get_task("digits").heldout(64, 1, torch.Generator())[0].shape[0] == 1797 - TRAIN_SIZE

@@ -8,8 +8,9 @@ The update rule the project teaches, written out for ``optimizer="sgd"``::
 its norm exceeds ``clip`` (Pascanu et al. 2013: the remedy for *exploding* gradients;
 it does nothing for vanishing ones).
 
-Held-out evaluation uses fresh batches from a generator separate from the training
-stream, drawn once so every evaluation sees the same samples. Training stops early once
+Held-out evaluation uses ``task.heldout``: fresh sequences from a generator separate
+from the training stream (for ``digits``: the test split), drawn once so every
+evaluation sees the same samples. Training stops early once
 the task's ``solved`` criterion holds on them. A loss that becomes NaN or inf ends the run
 with status ``diverged``, keeping everything measured until then.
 
@@ -54,7 +55,8 @@ class TrainConfig:
         lr: learning rate.  optimizer: ``sgd`` (W <- W - lr dL/dW) or ``adam``.
         clip: gradient-norm clipping threshold, or None.
         seed: seeds the weights and the data streams.
-        eval_every: steps between held-out evaluations.  eval_size: held-out sequences.
+        eval_every: steps between held-out evaluations.  eval_size: held-out sequences
+            (tasks on a fixed dataset use their whole test split instead).
         early_stop: stop as soon as the task counts as solved on held-out data.
     """
 
@@ -183,7 +185,7 @@ def train(
     task, model = build(config)
     data_gen = torch.Generator().manual_seed(2 * config.seed)
     eval_gen = torch.Generator().manual_seed(2 * config.seed + 1)
-    x_eval, y_eval = task.sample(config.length, config.eval_size, eval_gen)
+    x_eval, y_eval = task.heldout(config.length, config.eval_size, eval_gen)
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=config.lr) if config.optimizer == "adam" else None
 

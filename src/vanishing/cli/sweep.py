@@ -97,9 +97,11 @@ def _trial_line(done: int, total: int, record: dict) -> str:
 def _budget(cells: list[Cell]) -> str:
     s = cells[0].setting
     clip = "no clipping" if s.get("clip") is None else f"clip {s['clip']:g}"
+    heldout = ("the test split" if str(s.get("task", "")).startswith("digits")
+               else f"{s['eval_size']} held-out sequences")
     return (f"up to {s['steps']} steps, hidden {s['hidden_size']}, batch {s['batch_size']}, "
             f"{s['optimizer']}, {clip}, evaluated every {s['eval_every']} steps on "
-            f"{s['eval_size']} held-out sequences")
+            f"{heldout}")
 
 
 def _print_table(title: str, caption: str, header: list[str], rows: list[list[str]],

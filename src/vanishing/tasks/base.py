@@ -69,6 +69,15 @@ class Task(abc.ABC):
     def sample(self, length: int, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw a batch ``(x, y)`` using only ``generator``."""
 
+    def heldout(self, length: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The held-out set the trainer evaluates on.
+
+        Generated tasks draw ``size`` fresh sequences (the trainer passes a generator
+        separate from its training stream). Tasks built on a fixed dataset override this
+        to return data the model never trains on (``digits``: the other split, whole).
+        """
+        return self.sample(length, size, generator)
+
     @abc.abstractmethod
     def loss(self, output: Tensor, y: Tensor) -> Tensor:
         """Scalar training loss of the model's ``output`` against ``y``."""

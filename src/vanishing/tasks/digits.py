@@ -28,10 +28,10 @@ in time, so the dependencies are long.
 
 Held-out data: the dataset is split once, deterministically, into its first 1437 images
 (``split="train"``, 80%) and its last 360 (``split="test"``), in scikit-learn's order.
-``sample`` draws images uniformly with replacement from the chosen split. The trainer
-evaluates with ``task.sample`` too, so its held-out batch comes from the same split as
-training; to measure test accuracy, build a second task with ``split="test"`` (for
-``vanishing train``: task option ``split=test``) and evaluate the model on its samples.
+``sample`` draws images uniformly with replacement from the chosen split.
+``heldout`` returns the *other* split, every image once, in order: the trainer
+evaluates on it, so a model trained on ``split="train"`` (the default) is scored, and
+judged solved, on the 360 test images it never saw.
 
 Chance: the best input-blind predictor outputs the split's class frequencies p_c, with
 cross-entropy -sum_c p_c ln p_c (about ln 10). Solved: accuracy >= 0.9 (meant to be
@@ -107,6 +107,13 @@ class DigitsTask(ClassificationTask):
         self.check(length, batch, generator)
         pick = torch.randint(0, len(self.labels), (batch,), generator=generator)
         return self.images[pick][:, self.order(), None], self.labels[pick]
+
+    def heldout(self, length: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The other split, whole and in order: x (M, 64, 1), y (M,); ``size`` is ignored."""
+        self.check(length, 1, generator)
+        images, labels = load()
+        part = slice(TRAIN_SIZE, None) if self.split == "train" else slice(0, TRAIN_SIZE)
+        return images[part][:, self.order(), None], labels[part]
 
     def chance_loss(self, length: int) -> float:
         """Entropy of the split's class frequencies, -sum p_c ln p_c."""
