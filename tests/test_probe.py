@@ -442,3 +442,58 @@ def test_diagnose_tanh_rnn_vs_lstm():
                                                           exploding.remedies)
     lstm = diagnose(build_model("lstm", 4, 32, 1, seed=0), x[:, :20], lags=True)
     assert lstm.verdict.kind == "healthy" and lstm.lags is None and lstm.remedies == []
+
+
+def _advice(remedy_list):
+    """Which REMEDIES entries a list holds, by key."""
+    from vanishing.diagnose import REMEDIES
+
+    return {k for k, text in REMEDIES.items() if text in remedy_list}
+
+
+def test_weight_conditions_read_forget_bias_and_singular_values_from_the_tensors():
+    from vanishing.diagnose import weight_conditions
+
+    model = build_model("lstm", 3, 8, 1, forget_bias=2.0, init="orthogonal", seed=1)
+    (w,) = weight_conditions(model)
+    lstm = model.core
+    expected = float((lstm.bias_ih_l0[8:16] + lstm.bias_hh_l0[8:16]).detach().mean())
+    assert w.forget_bias == pytest.approx(expected) and w.forget_bias == pytest.approx(2.0)
+    blocks = lstm.weight_hh_l0.detach().double().reshape(4, 8, 8)
+    gram = blocks @ blocks.transpose(1, 2)  # orthogonal blocks: W W^T = I
+    assert torch.allclose(gram, torch.eye(8, dtype=torch.float64).expand(4, 8, 8), atol=1e-5)
+    assert w.orthogonal and w.sigma_min == pytest.approx(1.0, abs=1e-5)
+    (default,) = weight_conditions(build_model("rnn_tanh", 3, 8, 1, seed=1))
+    assert not default.orthogonal and default.forget_bias is None
+
+
+def test_remedies_leave_out_advice_the_weights_already_follow():
+    from vanishing.diagnose import remedies, weight_conditions
+
+    def advice(kind, name, **kwargs):
+        return _advice(remedies(kind, weight_conditions(build_model(name, 3, 8, 1, seed=0,
+                                                                    **kwargs))))
+
+    assert advice("vanishing", "rnn_tanh") == {"gated", "orthogonal"}
+    assert advice("vanishing", "rnn_tanh", init="orthogonal") == {"gated"}
+    assert advice("vanishing", "lstm") == {"orthogonal", "forget_bias"}  # preset bias 1
+    assert advice("vanishing", "lstm", init="orthogonal", forget_bias=2.0) == {"shortcut"}
+    assert advice("exploding", "rnn_tanh", radius=3.0) == {"clip", "lower_lr", "truncate",
+                                                           "radius"}
+    assert advice("exploding", "rnn_tanh", radius=0.5) == {"clip", "lower_lr", "truncate"}
+    assert advice("healthy", "gru") == set()
+    saturated = remedies("vanishing", weight_conditions(build_model("rnn_tanh", 3, 8, 1)),
+                         saturated=True)
+    assert _advice(saturated[:1]) == {"saturation"}
+    with pytest.raises(TypeError, match="weight_conditions"):
+        remedies("vanishing", {"rnn_tanh"})
+
+
+def test_diagnose_of_an_orthogonal_rnn_does_not_advise_orthogonal_init():
+    from vanishing.diagnose import diagnose
+
+    x = torch.randn(8, 300, 4, generator=_gen())
+    model = build_model("rnn_tanh", 4, 32, 1, init="orthogonal", seed=0).double()
+    d = diagnose(model, x.double(), jacobian=False, lags=False)
+    assert d.verdict.kind == "vanishing"  # over 300 steps even an orthogonal tanh RNN fades
+    assert _advice(d.remedies) == {"gated"}

@@ -14,6 +14,9 @@ r"""Summaries of a probe and a verdict: vanishing, exploding, NaN or healthy, wi
 * **Lag decomposition** (:func:`lag_decomposition`): dL/dW_hh split by how far back each
   term reaches (see :func:`vanishing.bptt.lag_terms`), for any Elman layer of a model.
 * :func:`classify` turns a trace into a :class:`Verdict`; :func:`diagnose` runs it all.
+* :func:`remedies` reads the weights before advising: no "initialise orthogonal" for a
+  W_hh that already is, no "raise the forget bias" for an LSTM whose bias is already
+  high, no "rescale to radius < 1" for a radius already below 1.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ REMEDIES = {
     "truncate": "backpropagate through fewer steps (truncated BPTT: detach the state every "
                 "k steps)",
     "radius": "rescale W_hh to a spectral radius below 1 (init radius=0.9)",
+    "saturation": "bring the tanh units out of saturation (|h| near 1 passes almost no "
+                  "gradient): scale the inputs or W_ih down, or use a smaller init",
+    "shortcut": "give the gradient a shorter path back in time (attention over past states "
+                "or skip connections across steps): the weights already follow the usual "
+                "advice",
     "check_data": "check the inputs and the loss for NaN/inf (log of 0, division by 0) and "
                   "restart from the last good checkpoint",
 }
@@ -74,6 +82,8 @@ class WeightCondition:
             (H, H) gate blocks).
         gamma: bound on |f'| (Elman only, else None).
         vanishing_guaranteed: ``sigma_max < 1 / gamma`` (Elman only, else None).
+        sigma_min: smallest singular value over the blocks (1 = sigma_max: orthogonal).
+        forget_bias: mean forget-gate bias b_if + b_hf over units (LSTM only, else None).
     """
 
     layer: str
@@ -82,6 +92,13 @@ class WeightCondition:
     sigma_max: float
     gamma: float | None
     vanishing_guaranteed: bool | None
+    sigma_min: float = float("nan")
+    forget_bias: float | None = None
+
+    @property
+    def orthogonal(self) -> bool:
+        """All singular values of every (H, H) block within 5% of 1."""
+        return abs(self.sigma_max - 1) <= 0.05 and abs(self.sigma_min - 1) <= 0.05
 
 
 @dataclass(frozen=True)
@@ -110,8 +127,10 @@ class Diagnosis:
     notes: list[str] = field(default_factory=list)
 
 
-def _recurrent_weights(model: nn.Module) -> Iterator[tuple[str, str, Tensor, int]]:
-    """Yield (layer name, mode, W_hh, gates) for every fused layer (and direction)."""
+def _recurrent_weights(
+    model: nn.Module,
+) -> Iterator[tuple[str, str, Tensor, int, float | None]]:
+    """Yield (layer name, mode, W_hh, gates, forget bias) for every fused layer/direction."""
     for name, m in model.named_modules():
         if isinstance(m, nn.RNNBase):
             name = name or type(m).__name__.lower()
@@ -120,20 +139,33 @@ def _recurrent_weights(model: nn.Module) -> Iterator[tuple[str, str, Tensor, int
             for layer in range(m.num_layers):
                 for sfx in ("", "_reverse")[: 1 + m.bidirectional]:
                     w = getattr(m, f"weight_hh_l{layer}{sfx}")
-                    yield f"{name}.l{layer}{sfx}", mode, w, gates
+                    yield f"{name}.l{layer}{sfx}", mode, w, gates, _forget_bias(
+                        m, f"l{layer}{sfx}") if mode == "lstm" else None
+
+
+def _forget_bias(m: nn.RNNBase, suffix: str) -> float:
+    """Mean of b_if + b_hf (rows H:2H; torch orders the LSTM gates i, f, g, o); 0 if no bias."""
+    h, total = m.hidden_size, 0.0
+    for kind in ("ih", "hh"):
+        bias = getattr(m, f"bias_{kind}_{suffix}", None)
+        if bias is not None:
+            total += float(bias.detach()[h: 2 * h].double().mean())
+    return total
 
 
 def weight_conditions(model: nn.Module) -> list[WeightCondition]:
     """rho and sigma_max of every recurrent layer's W_hh, in float64 (see module doc)."""
     out = []
-    for name, mode, w, gates in _recurrent_weights(model):
+    for name, mode, w, gates, forget in _recurrent_weights(model):
         h = w.shape[1]
         blocks = w.detach().double().reshape(gates, h, h)
         rho = float(torch.linalg.eigvals(blocks).abs().max())
-        sigma = float(torch.linalg.matrix_norm(blocks, ord=2).max())
+        svals = torch.linalg.svdvals(blocks)
+        sigma = float(svals.max())
         gamma = GAMMA.get(mode)
         out.append(WeightCondition(name, mode, rho, sigma, gamma,
-                                   None if gamma is None else sigma < 1 / gamma))
+                                   None if gamma is None else sigma < 1 / gamma,
+                                   float(svals.min()), forget))
     if not out:
         raise ValueError(f"{type(model).__name__} contains no torch.nn.RNN, LSTM or GRU")
     return out
@@ -211,18 +243,32 @@ def classify(
                    f"the last step's and grows at most {growth:.3g}x", float(horizon))
 
 
-def remedies(kind: str, modes: set[str]) -> list[str]:
-    """The :data:`REMEDIES` that fit a problem ``kind`` and the cell types ``modes``."""
-    elman = any(m.startswith("rnn") for m in modes)
+def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = False) -> list[str]:
+    """The :data:`REMEDIES` that fit a problem ``kind`` and the model's weights, best first.
+
+    Args:
+        kind: a :class:`Verdict` kind (``vanishing``, ``exploding``, ``nan``, ``healthy``).
+        weights: :func:`weight_conditions` of the model; advice it already follows
+            (orthogonal W_hh, LSTM forget bias >= 1.5, spectral radius < 1) is left out.
+        saturated: most tanh units are saturated (see :func:`saturation`).
+    """
+    if not isinstance(weights, list | tuple) or not all(
+            isinstance(w, WeightCondition) for w in weights):
+        raise TypeError("remedies expects the list returned by weight_conditions(model)")
+    elman = [w for w in weights if w.mode.startswith("rnn")]
+    keys: list[str] = []
     if kind == "vanishing":
-        keys = (["gated"] if elman else []) + ["orthogonal"] + (
-            ["forget_bias"] if "lstm" in modes else [])
+        keys += ["saturation"] if saturated else []
+        keys += ["gated"] if elman else []
+        keys += ["orthogonal"] if any(not w.orthogonal for w in weights) else []
+        keys += ["forget_bias"] if any(
+            w.forget_bias is not None and w.forget_bias < 1.5 for w in weights) else []
+        keys += ["shortcut"] if not keys else []
     elif kind == "exploding":
-        keys = ["clip", "lower_lr", "truncate"] + (["radius"] if elman else [])
+        keys = ["clip", "lower_lr", "truncate"] + (
+            ["radius"] if any(w.spectral_radius >= 1 for w in elman) else [])
     elif kind == "nan":
         keys = ["lower_lr", "clip", "check_data"]
-    else:
-        keys = []
     return [REMEDIES[k] for k in keys]
 
 
@@ -256,8 +302,9 @@ def diagnose(
     weights = weight_conditions(model)
     sat = {g.name: saturation(g.record.hidden) for g in grads
            if isinstance(g.record.cell, ElmanCell) and g.record.cell.nonlinearity == "tanh"}
+    saturated = any(share > 0.5 for share in sat.values())
     result = Diagnosis(trace, threshold, trace.horizon(threshold), trace.decay_rate(), verdict,
-                       remedies(verdict.kind, {w.mode for w in weights}), weights, sat)
+                       remedies(verdict.kind, weights, saturated=saturated), weights, sat)
     if jacobian:
         result.jacobian = jacobian_products(model, x, layer=main.name, k=min(
             4, main.record.cell.hidden_size))

@@ -119,7 +119,7 @@ class GradientMonitor:
         _checks.positive_float("max_growth", self.max_growth)
         if self.min_horizon is not None:
             _checks.nonneg_int("min_horizon", self.min_horizon)
-        self._modes = {w.mode for w in weight_conditions(self.model)}
+        weight_conditions(self.model)  # refuses a model with no recurrent layer, up front
         self._bad = False  # NaN seen on the previous step: alarm again only after recovery
         self._last_kind = "healthy"  # the last probe's verdict
 
@@ -144,7 +144,9 @@ class GradientMonitor:
         return new
 
     def _alarm(self, kind: str, message: str, value: float = float("nan")) -> Alarm:
-        return Alarm(self.steps, kind, message, tuple(remedies(kind, self._modes)), value)
+        # the weights as they are now: advice they already follow is left out
+        advice = remedies(kind, weight_conditions(self.model))
+        return Alarm(self.steps, kind, message, tuple(advice), value)
 
     def _check_finite(self, loss) -> list[Alarm]:
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
