@@ -44,7 +44,7 @@ import torch
 
 from vanishing.plots_sweep import plot_horizon, plot_success
 from vanishing.store import open_store
-from vanishing.sweep import best_cells, summarize
+from vanishing.sweep_summary import best_cells, summarize
 from vanishing.tasks.latch import random_guessing
 
 out, lengths = Path(sys.argv[1]), [int(t) for t in sys.argv[2].split(",")]

@@ -11,14 +11,8 @@ import time
 import pytest
 
 from vanishing.store import config_key, open_store
-from vanishing.sweep import (
-    best_cells,
-    grid,
-    run_sweep,
-    run_trial,
-    summarize,
-    table_rows,
-)
+from vanishing.sweep import grid, run_sweep, run_trial
+from vanishing.sweep_summary import best_cells, summarize, table_rows
 from vanishing.train import TrainConfig
 
 TINY = dict(steps=20, hidden_size=8, batch_size=16, eval_every=10, eval_size=64)
@@ -224,7 +218,7 @@ def test_public_names_exist_and_figures_show_one_task(tmp_path):
     for module in map(importlib.import_module, names):
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
     from vanishing.plots_sweep import plot_success
-    from vanishing.sweep import Cell
+    from vanishing.sweep_summary import Cell
 
     cells = [Cell("adding", "lstm", 5, 1e-2, {}), Cell("latch", "lstm", 5, 1e-2, {})]
     with pytest.raises(ValueError, match="one task, got 2"):

@@ -1,6 +1,6 @@
 """Figures of a sweep: success against length, and gradient horizon against length.
 
-Both take the best cells of one task (:func:`vanishing.sweep.best_cells`), one line per
+Both take the best cells of one task (:func:`vanishing.sweep_summary.best_cells`), one line per
 model in :data:`vanishing.plots.COLORS`, and write a PNG on a fresh ``Figure`` (no
 pyplot state, no window).
 """
@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .plots import COLORS, save
-from .sweep import Cell
+from .sweep_summary import Cell
 
 __all__ = ["MARKERS", "plot_success", "plot_horizon", "sweep_figures"]
 

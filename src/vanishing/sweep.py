@@ -9,6 +9,8 @@ architecture. :func:`grid` builds the list of :class:`~vanishing.train.TrainConf
     run_sweep(configs, "results.sqlite", workers=2)           # or ray="auto"
     cells = best_cells(summarize(open_store("results.sqlite", readonly=True).records()))
 
+(the summaries live in :mod:`vanishing.sweep_summary`; they are re-exported here.)
+
 A trial (:func:`run_trial`) is one ``train(config)`` followed by a probe of the trained
 model: the total dL/dh_t on a held-out batch with the task's loss, in float64, and its
 gradient horizon (``Trace.horizon(1e-3)``, the largest lag whose gradient is still above
@@ -25,18 +27,16 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-import math
 import multiprocessing
 import multiprocessing.connection
 import os
 import socket
-import statistics
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -44,6 +44,7 @@ from . import __version__, _checks
 from .models import MODELS
 from .probe import hidden_gradients
 from .store import canonical_json, config_key, open_store
+from .sweep_summary import Cell, best_cells, lr_text, summarize, table_rows, varying_fields
 from .tasks import get_task, task_names
 from .train import TrainConfig, TrainResult, train
 
@@ -365,159 +366,3 @@ def _ray_results(todo, address: str, workers: int) -> Iterator[tuple[str, TrainC
             ray_lib.cancel(ref)
         if started:
             ray_lib.shutdown()
-
-
-# ----------------------------------------------------------------------------- summaries
-
-@dataclass
-class Cell:
-    """The trials of one setting (task, model, length, lr and every other field) over seeds.
-
-    Attributes:
-        setting: the config without its seed (a dict).
-        measured: trials that ran to the end or diverged.  solved: of those, solved.
-        diverged, failed: counts (failed trials are not counted as measured).
-        steps_to_solve: of the solved trials.  horizons: gradient horizons measured.
-        losses: final held-out losses.  probe_length: time steps the probe read.
-        lrs_tried: set by :func:`best_cells`: the lrs this cell was chosen from.
-    """
-
-    task: str
-    model: str
-    length: int
-    lr: float
-    setting: dict
-    measured: int = 0
-    solved: int = 0
-    diverged: int = 0
-    failed: int = 0
-    steps_to_solve: list[int] = field(default_factory=list)
-    horizons: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    probe_length: int | None = None
-    lrs_tried: tuple[float, ...] = ()
-
-    @property
-    def fraction(self) -> float:
-        """Seeds solved / seeds measured (NaN if none was)."""
-        return self.solved / self.measured if self.measured else float("nan")
-
-    @property
-    def median_steps(self) -> float | None:
-        return statistics.median(self.steps_to_solve) if self.steps_to_solve else None
-
-    @property
-    def median_horizon(self) -> float | None:
-        return statistics.median(self.horizons) if self.horizons else None
-
-    @property
-    def median_loss(self) -> float | None:
-        ok = [v for v in self.losses if math.isfinite(v)]
-        return statistics.median(ok) if ok else None
-
-
-def summarize(records: Sequence[dict]) -> list[Cell]:
-    """Group store rows by their config without the seed; cells in model, length, lr order."""
-    cells: dict[str, Cell] = {}
-    for r in records:
-        setting = {k: v for k, v in r["config"].items() if k != "seed"}
-        key = json.dumps(setting, sort_keys=True)
-        cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = Cell(r["task"], r["model"], r["length"], r["lr"], setting)
-        if r["status"] == "failed":
-            cell.failed += 1
-            continue
-        cell.measured += 1
-        cell.diverged += r["status"] == "diverged"
-        if r["solved"]:
-            cell.solved += 1
-            cell.steps_to_solve.append(r["steps_to_solve"])
-        if r["horizon"] is not None:
-            cell.horizons.append(r["horizon"])
-            cell.probe_length = r["probe_length"]
-        loss = (r["final"] or {}).get("loss")
-        if loss is not None:
-            cell.losses.append(loss)
-    return sorted(cells.values(), key=_order)
-
-
-def _order(c: Cell) -> tuple:
-    rank = list(MODELS).index(c.model) if c.model in MODELS else len(MODELS)
-    return (c.task, rank, c.model, c.length, c.lr)
-
-
-def best_cells(cells: Sequence[Cell]) -> list[Cell]:
-    """The best setting per (task, model, length): most seeds solved, then fewest median
-    steps to solve, then lowest median final loss. Each carries the ``lrs_tried``."""
-    groups: dict[tuple, list[Cell]] = {}
-    for c in cells:
-        groups.setdefault((c.task, c.model, c.length), []).append(c)
-    inf = float("inf")
-    best = []
-    for group in groups.values():
-        measured = [c for c in group if c.measured] or group
-        top = min(measured, key=lambda c: (-(c.fraction if c.measured else -1.0),
-                                           c.median_steps or inf, c.median_loss or inf))
-        best.append(replace(top, lrs_tried=tuple(sorted({c.lr for c in group}))))
-    return sorted(best, key=_order)
-
-
-def varying_fields(cells: Sequence[Cell]) -> list[str]:
-    """Config fields other than model, length and lr whose values differ between cells
-    of the same task (a store that mixes, say, two step budgets)."""
-    out = set()
-    for task in {c.task for c in cells}:
-        settings = [c.setting for c in cells if c.task == task]
-        for name in settings[0]:
-            if name in ("model", "length", "lr"):
-                continue
-            if len({json.dumps(s.get(name), sort_keys=True) for s in settings}) > 1:
-                out.add(name)
-    return sorted(out)
-
-
-def lr_text(lr: float) -> str:
-    """3e-3 rather than 0.003 or 3.00e-03."""
-    mantissa, exponent = f"{lr:.2e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
-def table_rows(cells: Sequence[Cell], what: str = "success") -> tuple[list[str], list[list[str]]]:
-    """A model x length table of best cells (one task) as text: (header, rows).
-
-    ``what="success"``: ``solved/measured (median steps to solve)``, plus ``@lr`` when
-    several lrs were tried, ``+n failed`` when trials failed. ``what="horizon"``: the
-    median gradient horizon of the trained models, in steps back (of ``T - 1``).
-    """
-    _checks.one_of("what", what, ("success", "horizon"))
-    lengths = sorted({c.length for c in cells})
-    models = list(dict.fromkeys(c.model for c in cells))
-    by = {(c.model, c.length): c for c in cells}
-    header = ["model"] + [f"T = {length}" for length in lengths]
-    rows = []
-    for m in models:
-        row = [m]
-        for length in lengths:
-            c = by.get((m, length))
-            row.append("-" if c is None else _success_text(c) if what == "success"
-                       else _horizon_text(c))
-        rows.append(row)
-    return header, rows
-
-
-def _success_text(c: Cell) -> str:
-    text = f"{c.solved}/{c.measured}"
-    if c.median_steps is not None:
-        text += f" ({c.median_steps:.0f})"
-    if len(c.lrs_tried) > 1:
-        text += f" @{lr_text(c.lr)}"
-    if c.failed:
-        text += f" +{c.failed} failed"
-    return text
-
-
-def _horizon_text(c: Cell) -> str:
-    if c.median_horizon is None:
-        return "-"
-    return f"{c.median_horizon:.0f} of {c.probe_length - 1}"

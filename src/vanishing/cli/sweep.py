@@ -20,16 +20,8 @@ from rich.table import Table
 from .. import _checks
 from ..plots_sweep import sweep_figures
 from ..store import open_store
-from ..sweep import (
-    Cell,
-    best_cells,
-    grid,
-    lr_text,
-    run_sweep,
-    summarize,
-    table_rows,
-    varying_fields,
-)
+from ..sweep import grid, run_sweep
+from ..sweep_summary import Cell, best_cells, lr_text, summarize, table_rows, varying_fields
 from ..tasks import get_task
 from ..train import TrainConfig
 from ._common import check_writable_dir, console, handle_errors, show_progress
