@@ -44,13 +44,16 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
         (["--models", ","], "models must be a non-empty list"),
         (["--seed", "-3"], "seed must be >= 0"),
         (["--threads", "0"], "threads must be a positive int, got 0"),
+        (["--models", "lstm,lstm"], "each model once"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), *args])
+    out = tmp_path / "not-yet"
+    result = runner.invoke(app, ["demo", "--out", str(out), *args])
     assert result.exit_code == 2
     assert message in result.output
-    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output  # no banner before it
+    assert not out.exists()  # nothing created for a run that never starts
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")

@@ -84,6 +84,11 @@ def test_show_passes_task_options():
     (["show", "digits", "-o", "split=val"], "split must be one of train, test, got 'val'"),
     (["show", "latch", "-o", "colour=1"], "task 'latch'"),
     (["--length", "-5"], "length must be >= 0, got -5"),
+    (["show", "language", "-o", "distractors=maybe"], "distractors must be true or false"),
+    (["show", "adding", "--length", "100000000"], "at most 10,000, got 100,000,000"),
+    (["guess", "--length", "0"], "--length must be a positive int, got 0"),
+    (["guess", "--seeds", "0"], "--seeds must be a positive int, got 0"),
+    (["guess", "--scale", "-1"], "scale must be a finite number > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = run(*args)
@@ -96,7 +101,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
 def test_every_option_has_help():
     group = typer.main.get_command(app).commands["tasks"]
     commands = {"tasks": group, **group.commands}
-    assert set(commands) == {"tasks", "list", "show"}
+    assert set(commands) == {"tasks", "list", "show", "guess"}
     for name, command in commands.items():
         assert command.help, name
         for param in command.params:
@@ -108,4 +113,20 @@ def test_every_option_has_help():
 def test_parse_options():
     assert parse_options(["split=test", "pairs=4", "distractors=True", "x = 1.5"]) == {
         "split": "test", "pairs": 4, "distractors": True, "x": 1.5}
+    assert parse_options(["a=true", "b=No", "c=OFF", "d=1"]) == {
+        "a": True, "b": False, "c": False, "d": 1}
+
+
+def test_guess_reports_what_random_guessing_measures():
+    from vanishing.tasks.latch import random_guessing
+
+    result = run("guess", "--length", "30", "--seeds", "3", "--trials", "2000")
+    assert result.exit_code == 0, result.output
+    found = [random_guessing(30, trials=2000, generator=torch.Generator().manual_seed(s))
+             for s in range(3)]
+    assert all(r.solved for r in found)  # latch at L = 30 falls to a few hundred guesses
+    counts = sorted(r.trials_used for r in found)
+    row = next(line for line in result.output.splitlines() if line.strip().startswith("│     30"))
+    assert "3/3" in row and ", ".join(str(r.trials_used) for r in found) in row
+    assert row.rstrip(" │").endswith(str(counts[1]))  # the median of three
     assert parse_options(None) == {}

@@ -12,7 +12,8 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["positive_int", "positive_float", "nonneg_int", "sequence", "finite", "one_of"]
+__all__ = ["positive_int", "positive_float", "nonneg_int", "boolean", "sequence", "finite",
+           "one_of"]
 
 
 def positive_int(name: str, value: object) -> int:
@@ -40,6 +41,15 @@ def positive_float(name: str, value: object) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
+
+
+def boolean(name: str, value: object) -> bool:
+    """``value`` if it is a bool (or the ints 0 and 1), else a one-line error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be true or false, got {value!r}")
 
 
 def one_of(name: str, value: object, choices) -> str:

@@ -86,6 +86,19 @@ def gradient_profile(model: torch.nn.Module, task: LanguageTask, x: torch.Tensor
     return hidden_gradients(copy.deepcopy(model).double(), x, lambda out: task.loss(out, y))
 
 
+def check_arguments(gap: int, steps: int, seed: int, models: Sequence[str]) -> None:
+    """Raise a one-line ``ValueError``/``TypeError`` for arguments :func:`run_demo` refuses."""
+    _checks.nonneg_int("gap", gap)
+    _checks.positive_int("steps", steps)
+    _checks.nonneg_int("seed", seed)
+    if isinstance(models, str) or not models:
+        raise ValueError("models must be a non-empty list of model names")
+    for name in models:
+        _checks.one_of("model", name, MODELS)
+    if len(set(models)) != len(models):
+        raise ValueError(f"models: each model once, got {', '.join(models)}")
+
+
 def run_demo(
     gap: int = DEFAULT_GAP,
     steps: int = DEFAULT_STEPS,
@@ -103,13 +116,7 @@ def run_demo(
         models: names from :data:`vanishing.models.MODELS`.
         progress: optional ``progress(model, step, info)`` callback.
     """
-    _checks.nonneg_int("gap", gap)
-    _checks.positive_int("steps", steps)
-    _checks.nonneg_int("seed", seed)
-    if isinstance(models, str) or not models:
-        raise ValueError("models must be a non-empty list of model names")
-    for name in models:
-        _checks.one_of("model", name, MODELS)
+    check_arguments(gap, steps, seed, models)
     task = LanguageTask()
     x, y = task.sample(gap, PROBE_BATCH, torch.Generator().manual_seed(10_000 + seed))
     reports = []

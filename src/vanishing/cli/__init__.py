@@ -5,6 +5,8 @@ Each command lives in its own module of this package and is registered here.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from .. import __version__
@@ -47,6 +49,34 @@ app.add_typer(tasks_app, name="tasks")
 app.command("train")(train_command)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def _click_class(name: str) -> type[Exception]:
+    """Click's exception class ``name``, from whichever click this typer runs on (recent
+    typer vendors its own copy; ``typer.BadParameter`` is public in every version)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point: usage errors as one line on stderr, exit code 2.
+
+    Typer's own error panel spans six lines; a wrong option value here reads
+    ``error: Invalid value for '--gap': ... (see 'vanishing demo --help')``.
+    """
+    usage_error, click_error = _click_class("UsageError"), _click_class("ClickException")
+    try:
+        code = app(args=args, prog_name="vanishing", standalone_mode=False)
+    except usage_error as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())  # `vanishing` or `vanishing tasks` alone: the help
+            sys.exit(0)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"error: {message}{where}", err=True)
+        code = 2
+    except click_error as exc:
+        exc.show()
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

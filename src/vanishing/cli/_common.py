@@ -2,7 +2,8 @@
 
 The library raises ``ValueError`` / ``TypeError`` naming what was expected; the CLI
 turns them into one line on stderr and exit code 2 (bad usage). ``OSError`` (an
-unwritable path, a missing file) is reported the same way.
+unwritable path, a missing file) is reported the same way, and so is running out of
+memory (a length or batch far beyond this machine), with what to shrink.
 """
 
 from __future__ import annotations
@@ -41,8 +42,19 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (ValueError, TypeError, OSError) as exc:
             raise fail(f"{type(exc).__name__}: {exc}") from None
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and not _out_of_memory(exc):
+                raise  # a bug: keep the traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "MemoryError"
+            raise fail(f"out of memory ({first}); try a smaller --length, --batch or "
+                       "--hidden-size") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    text = str(exc).lower()
+    return "allocate" in text or "out of memory" in text
 
 
 def show_progress(quiet: bool) -> bool:

@@ -12,7 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import _checks
-from ..demo import DEFAULT_GAP, DEFAULT_MODELS, DEFAULT_STEPS, DemoReport, decay_bar, run_demo
+from ..demo import (
+    DEFAULT_GAP,
+    DEFAULT_MODELS,
+    DEFAULT_STEPS,
+    DemoReport,
+    check_arguments,
+    decay_bar,
+    run_demo,
+)
 from ..plots import plot_gradient_decay, plot_learning_curves
 from ..tasks.language import COUNTRY_POSITION
 from ._common import check_writable_dir, console, handle_errors, show_progress
@@ -100,6 +108,7 @@ def demo(
     """Train a tanh RNN, an LSTM and a GRU on "I grew up in France ... and now I speak ___",
     then show how far back the gradient reaches in each."""
     names = [m.strip() for m in models.split(",") if m.strip()]
+    check_arguments(gap, steps, seed, names)  # before any output, and before making --out
     torch.set_num_threads(_checks.positive_int("threads", threads))
     check_writable_dir(out, "--out")
     console.print(f"Training {', '.join(names)} on the language task: gap {gap}, "

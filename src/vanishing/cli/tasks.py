@@ -3,11 +3,14 @@
 ``vanishing tasks`` (or ``vanishing tasks list``) prints one row per registered task:
 its input and output, its chance-level loss at a stated length, when it counts as
 solved, and its source. ``vanishing tasks show NAME --length N`` prints one sample.
+``vanishing tasks guess --length N`` runs the random-weight-guessing baseline on the
+latch task (Schmidhuber & Hochreiter 1996), the reason latch is a weak benchmark.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from typing import Annotated
 
 import torch
@@ -19,7 +22,11 @@ from .. import _checks
 from ..tasks import Task, get_task, task_names
 from ._common import console, handle_errors
 
-__all__ = ["tasks_app", "list_tasks", "show", "parse_options", "default_length", "criterion"]
+__all__ = ["tasks_app", "list_tasks", "show", "guess", "parse_options", "default_length",
+           "criterion", "MAX_SHOW_LENGTH"]
+
+MAX_SHOW_LENGTH = 10_000  # `show` prints every step of the sample
+_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 tasks_app = typer.Typer(
     help="The long-term-dependency tasks: list them with their baselines, or show a sample.",
@@ -44,16 +51,21 @@ def criterion(task: Task) -> str:
 
 
 def parse_options(pairs: list[str] | None) -> dict:
-    """``["split=test", "pairs=4"]`` -> ``{"split": "test", "pairs": 4}`` (Python literals)."""
+    """``["split=test", "pairs=4"]`` -> ``{"split": "test", "pairs": 4}``.
+
+    Values are Python literals; true/false (yes/no, on/off, any case) are booleans; any
+    other bare word is a string. The task itself checks each value's type.
+    """
     options = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip().isidentifier():
             raise ValueError(f"task option must look like KEY=VALUE, got {pair!r}")
+        raw = raw.strip()
         try:
-            value = ast.literal_eval(raw.strip())
+            value = _WORDS[raw.lower()] if raw.lower() in _WORDS else ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            value = raw.strip()  # a bare word such as test
+            value = raw  # a bare word such as test
         options[key.strip()] = value
     return options
 
@@ -125,6 +137,9 @@ def show(
     n = default_length(task) if length is None else length
     if isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if n > MAX_SHOW_LENGTH:
+        raise ValueError(f"--length: show prints every step; at most {MAX_SHOW_LENGTH:,}, "
+                         f"got {n:,}")
     x, y = task.sample(n, 1, torch.Generator().manual_seed(seed))
     console.print(f"[bold]{escape(name)}[/]: {escape(task.describe())}")
     console.print(f"source: {escape(task.source)}")
@@ -133,3 +148,46 @@ def show(
                   f"{escape(criterion(task))}")
     console.print()
     console.print(escape(task.decode(x, y, 0)), soft_wrap=True)
+
+
+@tasks_app.command("guess")
+@handle_errors
+def guess(
+    length: Annotated[list[int] | None, typer.Option(
+        "--length", "-L", help="Latch length L, repeatable.")] = None,
+    seeds: Annotated[int, typer.Option(help="Independent searches per length.")] = 3,
+    trials: Annotated[int, typer.Option(help="Most guesses per search.")] = 10_000,
+    hidden_size: Annotated[int, typer.Option(help="Units of the guessed tanh RNN.")] = 1,
+    scale: Annotated[float, typer.Option(help="Weights are drawn from U[-scale, scale].")
+                     ] = 10.0,
+) -> None:
+    """Solve the latch task by guessing every weight at random (no gradients at all).
+
+    Schmidhuber & Hochreiter 1996: repeat drawing all weights of a tiny RNN until it
+    solves the task. If guessing needs few tries, the task does not measure what
+    gradient descent can learn across time.
+    """
+    from ..tasks.latch import random_guessing
+
+    lengths = length or [100, 300]
+    for n in lengths:
+        _checks.positive_int("--length", n)
+    _checks.positive_int("--seeds", seeds)
+    table = Table(title=f"Random weight guessing on latch ({hidden_size}-unit tanh RNN, "
+                        f"weights U[-{scale:g}, {scale:g}], up to {trials:,} guesses)",
+                  caption="solved = accuracy >= 0.99 on a search set and on fresh sequences")
+    for col in ("length", "solved", "guesses per seed", "median guesses"):
+        table.add_column(col, justify="left" if col == "guesses per seed" else "right")
+    for n in lengths:
+        found = [random_guessing(n, trials=trials, hidden_size=hidden_size, scale=scale,
+                                 generator=torch.Generator().manual_seed(seed))
+                 for seed in range(seeds)]
+        # an unsolved search counts as more guesses than any solved one
+        ranked = sorted(r.trials_used if r.solved else math.inf for r in found)
+        median = ranked[(seeds - 1) // 2]  # the lower median: a count that was measured
+        per_seed = ", ".join(str(r.trials_used) if r.solved else f">{r.trials_used}"
+                             for r in found)
+        solved = sum(r.solved for r in found)
+        table.add_row(str(n), f"{solved}/{seeds}", per_seed,
+                      "-" if math.isinf(median) else str(median))
+    console.print(table)

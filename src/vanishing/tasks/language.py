@@ -57,7 +57,7 @@ class LanguageTask(ClassificationTask):
         _checks.positive_int("pairs", pairs)
         if not 2 <= pairs <= len(PAIRS):
             raise ValueError(f"pairs must be between 2 and {len(PAIRS)}, got {pairs}")
-        self.pairs, self.distractors = pairs, bool(distractors)
+        self.pairs, self.distractors = pairs, _checks.boolean("distractors", distractors)
         self.vocab = ("<pad>", *dict.fromkeys(PREFIX + (".",) + QUESTION + CLAUSE),
                       *FILLER, *(c for c, _ in PAIRS[:pairs]))
         self.index = {w: i for i, w in enumerate(self.vocab)}
