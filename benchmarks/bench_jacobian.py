@@ -25,7 +25,7 @@ def run(quick: bool = False) -> list[dict]:
         for length in lengths:
             x = torch.randn(8, length, 8, generator=torch.Generator().manual_seed(0))
             times[length] = median_time(lambda c=cell, x=x: cell_jacobian_products(c, x),
-                                        repeats=1 if length > 1000 else 3, warmup=0)
+                                        repeats=3, warmup=1)
         base = lengths[0]
         for length in lengths[1:]:
             rows.append({"benchmark": "Jacobian products: linear in T",

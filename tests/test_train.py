@@ -46,6 +46,7 @@ def test_divergence_ends_the_run_without_traceback():
     assert result.status == "diverged"
     assert result.steps < 50
     assert not math.isfinite(result.history[-1].get("train_loss", result.final.get("loss")))
+    assert result.test == {}  # no score for a model that blew up
 
 
 def test_early_stop_when_solved():
@@ -54,6 +55,18 @@ def test_early_stop_when_solved():
     assert result.status == "solved" and result.steps == result.steps_to_solve < 400
     assert result.final["accuracy"] >= 0.99
     assert result.history[-1]["step"] == result.steps
+    # the test score comes from sentences the stopping rule never saw, scored independently
+    from vanishing.train import TEST_SEED_OFFSET
+
+    task = result.task
+    x_test, y_test = task.sample(config.length, config.eval_size,
+                                 torch.Generator().manual_seed(TEST_SEED_OFFSET + config.seed))
+    x_eval, _ = task.sample(config.length, config.eval_size,
+                            torch.Generator().manual_seed(2 * config.seed + 1))
+    assert not torch.equal(x_test, x_eval)
+    with torch.no_grad():
+        hits = (result.model(x_test).argmax(-1) == y_test).float().mean()
+    assert result.test["accuracy"] == pytest.approx(float(hits), abs=1e-7)
 
 
 def test_progress_callback_sees_every_step():
@@ -125,4 +138,5 @@ def test_digits_is_scored_on_the_test_split_it_never_trains_on():
         logits = result.model(test_x)
     accuracy = float((logits.argmax(-1) == labels[TRAIN_SIZE:]).float().mean())
     assert result.final["accuracy"] == pytest.approx(accuracy, abs=1e-7)
+    assert result.test["accuracy"] == pytest.approx(accuracy, abs=1e-7)  # one test split
     assert get_task("digits").heldout(64, 1, torch.Generator())[0].shape[0] == 1797 - TRAIN_SIZE

@@ -52,6 +52,17 @@ class ModelReport:
         """||dL/dh_t|| at the country word / at the last word."""
         return float(trace.norms[COUNTRY_POSITION] / trace.norms[-1])
 
+    @property
+    def accuracy(self) -> float:
+        """Test accuracy of the finished model (sentences early stopping never saw)."""
+        return float(self.result.test.get("accuracy", float("nan")))
+
+    @property
+    def best_accuracy(self) -> float:
+        """The highest held-out accuracy seen at any evaluation during training."""
+        seen = [h["accuracy"] for h in self.result.history if "accuracy" in h]
+        return max(seen, default=float("nan"))
+
 
 @dataclass
 class DemoReport:

@@ -59,6 +59,11 @@ MODELS = {
 class SequenceModel(nn.Module):
     """Input layer + recurrent core + readout.
 
+    The input layer is an ``Embedding`` for token input. For float input it is the
+    core's own input matrix W_ih (h_t = f(W_ih x_t + W_hh h_(t-1) + b)): a separate
+    ``nn.Linear`` in front would be a second linear map with nothing between the two,
+    adding parameters but no expressive power, and one more matrix for the probe.
+
     Args:
         core: ``rnn_tanh``, ``rnn_relu``, ``lstm`` or ``gru``.
         input_size: H_in, features per step; for token input, the vocabulary size.

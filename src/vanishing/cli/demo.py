@@ -16,6 +16,8 @@ from ..demo import (
     DEFAULT_GAP,
     DEFAULT_MODELS,
     DEFAULT_STEPS,
+    LEARNING_RATE,
+    LSTM_FORGET_BIAS,
     DemoReport,
     check_arguments,
     decay_bar,
@@ -39,15 +41,17 @@ def _sentences(report: DemoReport) -> list[str]:
                 f"gradient at the last word for {m.name} at the start of training.",
                 "Run with a plain RNN and a gated cell (the default) to compare them."]
     rp, rg = plain.country_ratio(plain.start), gated.country_ratio(gated.start)
-    ap, ag = plain.result.final["accuracy"], gated.result.final["accuracy"]
+    ap, ag = plain.accuracy, gated.accuracy
     first = (f"At the start of training, the gradient that reaches back from the answer to the "
              f"country word was {rp:.0e} of its size at the last word in the {plain.name} and "
              f"{rg:.0e} in the {gated.name}: the {plain.name}'s weight updates carry about "
              f"{_times(rg / rp)} times less signal about the country.")
     if ap < 2 * report.chance and ag >= 0.9:
+        best = plain.best_accuracy
+        peak = f", {best:.0%} at best during training" if best >= ap + 0.05 else ""
         second = (f"So the {plain.name} stayed near chance ({ap:.1%} against "
-                  f"{report.chance:.1%}) while the {gated.name}, whose gated cell state carries "
-                  f"the gradient across the gap, reached {ag:.1%}.")
+                  f"{report.chance:.1%}{peak}) while the {gated.name}, whose gated cell state "
+                  f"carries the gradient across the gap, reached {ag:.1%}.")
     else:
         second = (f"In this run the {plain.name} reached {ap:.1%} and the {gated.name} {ag:.1%} "
                   f"(chance {report.chance:.1%}); try a longer --gap to see the plain RNN fail.")
@@ -56,9 +60,11 @@ def _sentences(report: DemoReport) -> list[str]:
 
 def _table(report: DemoReport) -> Table:
     t = Table(title=f"France -> French across a gap of {report.gap} words (seed {report.seed})",
-              caption=f"accuracy on {report.models[0].result.config.eval_size} held-out "
-                      "sentences; grad ratio = ||dL/dh_t|| at the country word / at the last word")
-    cols = ("model", "accuracy", "chance", "status", "steps", "time",
+              caption=f"accuracy on {report.models[0].result.config.eval_size} test sentences "
+                      "(not those that decided early stopping); best = highest held-out "
+                      "accuracy during training; grad ratio = ||dL/dh_t|| at the country word / "
+                      "at the last word")
+    cols = ("model", "accuracy", "best", "chance", "status", "steps", "time",
             "grad ratio (init)", "grad ratio (trained)")
     for col in cols:
         t.add_column(col, justify="left" if col in ("model", "status") else "right",
@@ -66,7 +72,7 @@ def _table(report: DemoReport) -> Table:
     for m in report.models:
         r = m.result
         secs = f"{r.wall_time:.1f} s" if r.wall_time < 10 else f"{r.wall_time:.0f} s"
-        t.add_row(m.name, f"{r.final.get('accuracy', float('nan')):.3f}", f"{report.chance:.3f}",
+        t.add_row(m.name, f"{m.accuracy:.3f}", f"{m.best_accuracy:.3f}", f"{report.chance:.3f}",
                   r.status, str(r.steps), secs,
                   f"{m.country_ratio(m.start):.1e}", f"{m.country_ratio(m.end):.1e}")
     return t
@@ -111,8 +117,10 @@ def demo(
     check_arguments(gap, steps, seed, names)  # before any output, and before making --out
     torch.set_num_threads(_checks.positive_int("threads", threads))
     check_writable_dir(out, "--out")
-    console.print(f"Training {', '.join(names)} on the language task: gap {gap}, "
-                  f"up to {steps} steps each, seed {seed}. Denormals are flushed to zero.")
+    bias = f"; the lstm's forget-gate bias is {LSTM_FORGET_BIAS:g}" if "lstm" in names else ""
+    console.print(f"Training {', '.join(names)} on the language task: gap {gap}, up to {steps} "
+                  f"steps each, seed {seed}; every model: hidden 64, Adam lr {LEARNING_RATE:g}, "
+                  f"batch 64, clip 1{bias}. Denormals are flushed to zero.")
     if show_progress(quiet):
         columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn())

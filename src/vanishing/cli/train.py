@@ -62,12 +62,16 @@ def train_command(
                 job, completed=s, loss=f"{i['loss']:.4f}"))
     else:
         result = train(config)
-    table = Table(title=f"{model} on {task}, length {length} (seed {seed})")
-    for col in ("status", "steps", "steps to solve", *result.final, "chance loss", "time"):
+    table = Table(title=f"{model} on {task}, length {length} (seed {seed})",
+                  caption="held-out: the set that decided early stopping; test: an untouched "
+                          "set of the same size")
+    tested = {f"test {k}": v for k, v in result.test.items()}
+    for col in ("status", "steps", "steps to solve", *(f"held-out {k}" for k in result.final),
+                *tested, "chance loss", "time"):
         table.add_column(col, justify="right")
     table.add_row(result.status, str(result.steps), str(result.steps_to_solve or "-"),
-                  *(f"{v:.4g}" for v in result.final.values()), f"{result.chance_loss:.4g}",
-                  f"{result.wall_time:.1f} s")
+                  *(f"{v:.4g}" for v in (*result.final.values(), *tested.values())),
+                  f"{result.chance_loss:.4g}", f"{result.wall_time:.1f} s")
     console.print(table)
     if save is not None:
         console.print(f"checkpoint: {save_checkpoint(save, result)}")

@@ -1,0 +1,25 @@
+"""The README's library example runs as written (with a shorter training loop)."""
+
+import warnings
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_block(title: str) -> str:
+    text = README.read_text()
+    start = text.index("```python", text.index(title)) + len("```python")
+    return text[start: text.index("```", start)]
+
+
+def test_library_example_runs():
+    code = _python_block("## As a library")
+    assert "range(200)" in code
+    scope: dict = {}
+    with warnings.catch_warnings(record=True):  # the monitor also warns for each alarm
+        warnings.simplefilter("always")
+        exec(compile(code.replace("range(200)", "range(2)"), "README.md", "exec"), scope)
+    trace, alarms = scope["trace"], scope["alarms"]
+    assert trace.norms.shape == (200,) and trace.horizon(1e-3) < 199
+    assert isinstance(alarms, list)
+    assert scope["monitor"].steps == 2 and 1 in scope["monitor"].traces  # probed at step 1
