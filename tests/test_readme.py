@@ -23,3 +23,14 @@ def test_library_example_runs():
     assert trace.norms.shape == (200,) and trace.horizon(1e-3) < 199
     assert isinstance(alarms, list)
     assert scope["monitor"].steps == 2 and 1 in scope["monitor"].traces  # probed at step 1
+
+
+def test_tutorial_monitor_example_prints_what_the_tutorial_shows(capsys):
+    text = (README.parent / "docs" / "tutorial.md").read_text()
+    section = text[text.index("## 9. Your own model"):]
+    start = section.index("```python") + len("```python")
+    code = section[start: section.index("```", start)]
+    shown_start = section.index("```console", start) + len("```console")
+    shown = section[shown_start: section.index("```", shown_start)].strip()
+    exec(compile(code, "tutorial.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == shown
