@@ -1,8 +1,10 @@
 """``vanishing probe`` through a local typer app: exit codes, the table and the verdict."""
 
 import copy
+import importlib
 import re
 
+import numpy as np
 import pytest
 import torch
 import typer
@@ -94,3 +96,82 @@ def test_help_on_every_option():
     for option in ["--model", "--length", "--checkpoint", "--task", "--init", "--radius",
                    "--plot", "--threshold", "--batch", "--seed", "--max-lag", "--rows"]:
         assert option in result.output
+
+
+def _rows(output: str) -> dict[int, list[str]]:
+    """Table rows by lag T - t: the cells after the lag and t."""
+    rows = [ln.split() for ln in output.splitlines() if re.match(r"^\s+\d+\s+\d+\s", ln)]
+    return {int(cells[0]): cells[2:] for cells in rows}
+
+
+def test_an_underflowed_gradient_is_not_shown_as_an_exact_zero():
+    # at radius 0.3 ||dL/dh_t|| underflows about 250 steps back, at 1e-154 (its squares
+    # underflow in the norm; the gradient's own entries only about 490 steps back)
+    result = run("--length", "520", "--radius", "0.3", "--hidden-size", "8", "--batch", "2",
+                 "--rows", "0", "--threshold", "1e-300")
+    assert result.exit_code == 0, result.output
+    rows = _rows(result.output)
+    assert all(cells[0] != "0" and cells[1] != "0" for cells in rows.values())
+    norm, ratio, jacobian = rows[519]
+    assert norm == ratio == "underflow" and re.fullmatch(r"\d\.\d+e-\d{3}", jacobian)
+    assert float(rows[0][0]) > 0  # the last steps still show numbers
+    out = result.output
+    assert re.search(r"^horizon: \d+ steps .*then underflows float64, so it may reach further",
+                     out, re.M)
+    assert re.search(r"^note: \|\|dL/dh_t\|\| underflows float64 from \d+ steps back", out, re.M)
+    assert "1e-300 is reported as itself" not in run("--help").output
+
+
+def test_a_true_zero_stays_zero_and_a_short_horizon_still_falls_below():
+    from vanishing.cli.probe import _underflowed
+
+    norms = np.array([0.0, 0.0, 1e-3, 1.0, 0.0, 1e-160, 0.5])
+    assert _underflowed(norms).tolist() == [False, False, False, False, True, False, False]
+    result = run("--length", "520", "--radius", "0.3", "--hidden-size", "8", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^horizon: \d+ steps .*; then falls below\)$", result.output, re.M)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--length", "1"], "--length must be >= 2"),
+    (["--threshold", "0"], "--threshold must be in (0, 1)"),
+    (["--threshold", "-0.5"], "--threshold must be in (0, 1)"),
+    (["--threshold", "1"], "--threshold must be in (0, 1)"),
+    (["--threshold", "nan"], "--threshold must be in (0, 1)"),
+    (["--threshold", "1e-320"], "--threshold must be in (0, 1)"),
+    (["--plot", "x.txt"], "--plot must end in .png, .pdf or .svg"),
+    (["--plot", "fig"], "--plot must end in .png, .pdf or .svg"),
+    (["--task", "adding", "--input-size", "4"], "--input-size cannot be combined with --task"),
+])
+def test_bad_usage_is_rejected_before_any_work(args, message, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the probe ran before the usage was checked")
+
+    monkeypatch.setattr(importlib.import_module("vanishing.cli.probe"), "diagnose", no_work)
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_checkpoint_refuses_every_option_that_builds_a_model(tmp_path):
+    config = TrainConfig(task="adding", model="gru", length=10, hidden_size=8, steps=1,
+                         batch_size=4, eval_every=1, eval_size=8, embedding_size=None)
+    path = save_checkpoint(tmp_path / "run.pt", train(config))
+    for flag, value in [("--model", "lstm"), ("--task", "latch"), ("--init", "orthogonal"),
+                        ("--radius", "0.9"), ("--hidden-size", "64"), ("--input-size", "8"),
+                        ("--layers", "1")]:  # even at the value of the default
+        result = run("--checkpoint", str(path), flag, value)
+        assert result.exit_code == 2, (flag, result.output)
+        assert f"{flag} cannot be combined with --checkpoint" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    ok = run("--checkpoint", str(path), "--length", "12", "--batch", "2", "--seed", "3")
+    assert ok.exit_code == 0 and "T = 12 steps" in ok.output
+
+
+@pytest.mark.parametrize("suffix", ["pdf", "SVG"])
+def test_plot_in_other_formats(tmp_path, suffix):
+    path = tmp_path / f"probe.{suffix}"
+    result = run("--length", "6", "--hidden-size", "4", "--batch", "2", "--plot", str(path))
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_size > 0

@@ -1,7 +1,9 @@
 """``vanishing sweep`` end to end (tiny budget), ``--report``, and its bad-input paths."""
 
 import os
+import socket
 import sqlite3
+import time
 
 import pytest
 import typer
@@ -19,8 +21,24 @@ def _noop() -> None:
 
 
 runner = CliRunner()
-TINY = ["--models", "rnn_tanh,lstm", "--lengths", "3,5", "--seeds", "2", "--steps", "20",
-        "--hidden-size", "8", "--batch-size", "16", "--eval-every", "10", "--quiet"]
+SMALL = ["--models", "rnn_tanh,lstm", "--lengths", "3,5", "--seeds", "2", "--steps", "20",
+         "--hidden-size", "8", "--batch-size", "16", "--eval-every", "10", "--quiet"]
+TINY = [*SMALL, "--workers", "1"]  # in this process: spawning a pool costs more than it saves
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tables(output: str) -> list[str]:
+    """The Markdown tables (and notes) of a sweep's or a report's output, up to the
+    figures line."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("**"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("figures: "))
+    return lines[start:end]
 
 
 def test_every_option_has_help():
@@ -34,24 +52,80 @@ def test_every_option_has_help():
 def test_tiny_sweep_then_rerun_then_report(tmp_path):
     db, out = tmp_path / "r.sqlite", tmp_path / "figs"
     result = runner.invoke(app, ["sweep", *TINY, "--db", str(db), "--out", str(out),
-                                 "--lrs", "1e-2,3e-3"])
+                                 "--lrs", "1e-2,3e-3", "--markdown"])
     assert result.exit_code == 0, result.output
     assert "ran 16 trials (0 failed)" in result.output
     for word in ("rnn_tanh", "lstm", "T = 3", "T = 5", "0/2", "@", "gradient horizon"):
         assert word in result.output
     figures = ["sweep-adding-success.png", "sweep-adding-horizon.png"]
-    for name in figures:
-        assert (out / name).stat().st_size > 10_000
-        (out / name).unlink()
+    assert all((out / name).stat().st_size > 10_000 for name in figures)
     again = runner.invoke(app, ["sweep", *TINY, "--db", str(db), "--out", str(out),
                                 "--lrs", "1e-2,3e-3"])
     assert again.exit_code == 0 and "ran 0 trials" in again.output
     assert "16 were already in" in again.output
+    for name in figures:  # only --report may draw them now
+        (out / name).unlink()
     report = runner.invoke(app, ["sweep", "--report", str(db), "--out", str(out),
                                  "--markdown"])
     assert report.exit_code == 0, report.output
     assert "| model | T = 3 | T = 5 |" in report.output
-    assert all((out / name).exists() for name in figures)
+    assert _tables(report.output) == _tables(result.output)
+    assert all((out / name).stat().st_size > 10_000 for name in figures)
+
+
+def test_report_of_a_task_this_code_does_not_know(tmp_path):
+    from vanishing.store import open_store
+    from vanishing.train import TrainConfig
+
+    db, out = tmp_path / "future.sqlite", tmp_path / "figs"
+    with open_store(db) as store:
+        for seed in (0, 1):
+            config = {**TrainConfig(task="adding", model="lstm", length=5, seed=seed)
+                      .to_dict(), "task": "foo"}
+            store.put({"key": f"future-{seed}", "config": config, "status": "done",
+                       "solved": seed == 0, "steps": 200, "steps_to_solve": 100 if seed == 0
+                       else None, "horizon": 3, "probe_length": 5, "final": {"loss": 0.1},
+                       "finished_at": "x"})
+    result = runner.invoke(app, ["sweep", "--report", str(db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "foo: seeds solved" in result.output and "1/2 (100)" in result.output
+    assert (out / "sweep-foo-success.png").exists() and (out / "sweep-foo-horizon.png").exists()
+
+
+def test_workers_default_to_a_process_pool(tmp_path, monkeypatch):
+    import vanishing.sweep as sweep_module
+
+    calls = []
+
+    def pool(todo, workers):  # stands in for the spawned pool: records its size
+        calls.append(workers)
+        return ((k, c, sweep_module.run_trial(c.to_dict())) for k, c in todo)
+
+    monkeypatch.setattr(sweep_module, "_pool_results", pool)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    args = ["sweep", *SMALL, "--models", "lstm", "--lengths", "3", "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--db", str(tmp_path / "a.sqlite")])
+    assert result.exit_code == 0, result.output
+    assert "on 3 worker processes" in result.output and calls == [3]
+    result = runner.invoke(app, [*args, "--db", str(tmp_path / "b.sqlite"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "on this process" in result.output and calls == [3]
+    help_text = " ".join(runner.invoke(app, ["sweep", "--help"]).output.replace("│", " ")
+                         .split())
+    assert "1: run each trial in this process" in help_text
+
+
+def test_unreachable_ray_address_fails_at_once_and_creates_no_store(tmp_path):
+    db = tmp_path / "r.sqlite"
+    address = f"127.0.0.1:{_closed_port()}"
+    start = time.monotonic()
+    result = runner.invoke(app, ["sweep", *TINY, "--db", str(db), "--out", str(tmp_path),
+                                 "--ray", address])
+    assert time.monotonic() - start < 15
+    assert result.exit_code == 2, result.output
+    assert f"cannot reach Ray at '{address}'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_parse_lrs_shared_and_per_model():
@@ -83,6 +157,7 @@ def _foreign(path):
         (["--lrs", "fast"], "--lrs items must be LR or MODEL:LR"),
         (["--lrs", "gru:1e-3"], "--lrs names model 'gru', which is not in --models"),
         (["--clip", "-1"], "--clip must be >= 0"),
+        (["--ray", "headnode"], "'auto', 'local' or a cluster address HOST:PORT"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):

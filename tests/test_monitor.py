@@ -1,11 +1,13 @@
 """GradientMonitor: the right alarm on the right step, silence when healthy, no side effects."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from vanishing.models import build_model
 from vanishing.monitor import Alarm, GradientAlarm, GradientMonitor
+from vanishing.probe import hidden_gradients
 
 
 def _gen(seed=0):
@@ -132,3 +134,86 @@ def test_a_lasting_problem_is_raised_once_and_again_after_recovery():
     assert kinds == [(1, "vanishing"), (9, "vanishing")]
     assert [v.kind for v in monitor.verdicts.values()] == ["vanishing"] * 3 + ["healthy",
                                                                                "vanishing"]
+
+
+# -- time-first models: the probe takes sequences, not time steps --------------------------
+class TimeFirst(nn.Module):
+    """A user's model on a stock module with torch's default batch_first=False."""
+
+    def __init__(self, kind, batch_first=False, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        rnn = {"rnn": nn.RNN, "lstm": nn.LSTM}[kind]
+        self.rnn = rnn(3, 8, batch_first=batch_first)
+        self.head = nn.Linear(8, 1)
+        if kind == "rnn":  # small recurrent weights: a tanh RNN whose gradient vanishes
+            with torch.no_grad():
+                self.rnn.weight_hh_l0.mul_(0.5)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+def _batch_first_twin(model):
+    twin = TimeFirst(type(model.rnn).__name__.lower(), batch_first=True)
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_a_time_first_model_is_probed_over_its_whole_sequence(kind):
+    model = TimeFirst(kind)
+    x = torch.randn(100, 4, 3, generator=_gen())  # (T, N, F)
+    # reference: the same weights run batch first on the same two sequences
+    ref = hidden_gradients(_batch_first_twin(model), x[:, :2].transpose(0, 1))
+    for loss_fn in [lambda out: out[-1].sum(), None]:  # the user's own, then the default
+        monitor = GradientMonitor(model, every=1, probe_batch=2, loss_fn=loss_fn, warn=False)
+        alarms = monitor.step(x=x)
+        trace = monitor.traces[1]
+        assert trace.norms.shape == (100,)
+        np.testing.assert_allclose(trace.norms, ref.norms, rtol=1e-4, atol=1e-12)
+        if kind == "rnn":
+            assert [a.kind for a in alarms] == ["vanishing"] and alarms[0].value < 30
+
+
+def test_time_first_targets_per_step_and_per_sequence():
+    model = TimeFirst("rnn")
+    x = torch.randn(50, 4, 3, generator=_gen())
+    per_step, per_seq = torch.randn(50, 4, 1, generator=_gen(1)), torch.randn(4, generator=_gen(2))
+    twin = _batch_first_twin(model)
+    cases = [  # (y, y_batch_dim, loss_fn, reference loss on batch-first output and y)
+        (per_step, None, nn.functional.mse_loss,
+         lambda out: nn.functional.mse_loss(out, per_step[:, :3].transpose(0, 1))),
+        (per_seq, 0, lambda out, y: nn.functional.mse_loss(out[-1, :, 0], y),
+         lambda out: nn.functional.mse_loss(out[:, -1, 0], per_seq[:3])),
+    ]
+    for y, y_dim, fn, ref_loss in cases:
+        monitor = GradientMonitor(model, probe_batch=3, loss_fn=fn, y_batch_dim=y_dim,
+                                  warn=False)
+        monitor.step(x=x, y=y)
+        ref = hidden_gradients(twin, x[:, :3].transpose(0, 1), ref_loss)
+        np.testing.assert_allclose(monitor.traces[1].norms, ref.norms, rtol=1e-4, atol=1e-12)
+
+
+def test_the_batch_dimension_is_checked():
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.GRU(3, 4, batch_first=True), nn.GRU(4, 4)
+
+        def forward(self, x):
+            return self.b(self.a(x)[0].transpose(0, 1))[0]
+
+    with pytest.raises(ValueError, match=r"disagree on batch_first .*pass batch_dim="):
+        GradientMonitor(Mixed())
+    x = torch.randn(6, 2, 3, generator=_gen())
+    assert GradientMonitor(Mixed(), batch_dim=0, loss_fn=lambda out: out[-1].sum(),
+                           warn=False).step(x=x) == []
+    with pytest.raises(ValueError, match="batch_dim must be 0"):
+        GradientMonitor(TimeFirst("rnn"), batch_dim=2)
+    monitor = GradientMonitor(TimeFirst("rnn"), every=1, loss_fn=nn.functional.mse_loss,
+                               warn=False)
+    with pytest.raises(ValueError, match=r"y of shape \(4,\) .* pass y_batch_dim="):
+        monitor.step(x=torch.randn(10, 4, 3), y=torch.randn(4))
+    with pytest.raises(ValueError, match=r"should hold 4 sequences .* has 5 there"):
+        monitor.step(x=torch.randn(10, 4, 3), y=torch.randn(10, 5, 1))

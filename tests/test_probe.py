@@ -242,26 +242,65 @@ def test_a_forward_set_by_the_user_is_restored_too():
 
 
 # -- dL/dx_t for any model -----------------------------------------------------------------
-def test_input_gradients_of_a_transformer_match_finite_differences():
+def _encoder(norm_first, final_norm, dtype=F64):
     torch.manual_seed(0)
-    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, batch_first=True)
-    model = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).double().eval()
-    x = torch.randn(2, 6, 4, dtype=F64)
-    w = torch.randn(4, dtype=F64)
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first)
+    norm = nn.LayerNorm(4) if final_norm else None
+    return nn.TransformerEncoder(layer, 1, norm=norm, enable_nested_tensor=False).to(dtype).eval()
 
-    def loss(out):  # not the default: a LayerNorm output sums to a constant
-        return out[:, -1] @ w
 
-    trace = input_gradients(model, x, lambda out: loss(out).sum())
+# post-norm (ends in the layer's LayerNorm), pre-norm (ends in a residual sum), pre-norm
+# with a final LayerNorm
+ENCODERS = [(False, False), (True, False), (True, True)]
+
+
+@pytest.mark.parametrize(("norm_first", "final_norm"), ENCODERS)
+def test_input_gradients_of_a_transformer_match_finite_differences(norm_first, final_norm):
+    model = _encoder(norm_first, final_norm)
+    x = torch.randn(2, 6, 4, dtype=F64, generator=_gen())
+    # the documented default: the last step's output on 4 standard normal numbers drawn
+    # in float64 from a generator seeded with 0
+    w = torch.randn(4, generator=_gen(0), dtype=F64)
+
+    def loss(out):
+        return (out[:, -1] @ w).sum()
+
+    trace = input_gradients(model, x)
     eps = 1e-6
     fd = torch.zeros_like(x)
     with torch.no_grad():
         for idx in np.ndindex(*x.shape):
             e = torch.zeros_like(x)
             e[idx] = eps
-            fd[idx] = (loss(model(x + e)).sum() - loss(model(x - e)).sum()) / (2 * eps)
+            fd[idx] = (loss(model(x + e)) - loss(model(x - e))) / (2 * eps)
     np.testing.assert_allclose(trace.norms, fd.norm(dim=-1).mean(0).numpy(), rtol=1e-6)
     assert list(trace.layers) == ["input"]
+    # float32: the same curve, and the global random state is left alone
+    rng = torch.random.get_rng_state()
+    trace32 = input_gradients(_encoder(norm_first, final_norm, torch.float32), x.float())
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    np.testing.assert_allclose(trace32.norms, trace.norms, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_a_loss_constant_in_x_up_to_rounding_is_an_error(dtype):
+    """A LayerNorm output sums to sum(beta) whatever x is: dL/dx is 0, not rounding noise."""
+    x = torch.randn(2, 6, 4, dtype=dtype, generator=_gen())
+    messages = []
+    for norm_first, final_norm in [(False, False), (True, True)]:
+        model = _encoder(norm_first, final_norm, dtype)
+        for loss in [lambda out: out[:, -1].sum(), lambda out: out.sum()]:
+            with pytest.raises(ValueError, match="does not depend on the input x") as err:
+                input_gradients(model, x, loss)
+            messages.append(str(err.value))
+    # some of these come out exactly zero, the others as noise: both are refused
+    assert any(f"zero up to {str(dtype)[6:]} rounding" in m and "LayerNorm" in m
+               for m in messages)
+    # a real dependence well above rounding is not mistaken for noise
+    model = _encoder(False, False, dtype)
+    weak = input_gradients(model, x, lambda out: out[:, -1].sum() + 1e-2 * out[0, -1, 0])
+    assert np.all(weak.norms > 0)
 
 
 def test_input_gradients_leave_fused_modules_alone():

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+import vanishing.sweep as sweep_module
 from vanishing.store import config_key, open_store
 from vanishing.sweep import grid, run_sweep, run_trial
 from vanishing.sweep_summary import best_cells, summarize, table_rows
@@ -62,14 +64,15 @@ def test_rerun_skips_finished_trials_and_retries_failed_ones(tmp_path):
     db = tmp_path / "r.sqlite"
     configs = grid("adding", ["rnn_tanh"], [4], 2, **TINY)
     seen = []
-    first = run_sweep(configs, db, progress=lambda d, t, r: seen.append((d, t, r["status"])))
+    first = run_sweep(configs, db, workers=1,
+                      progress=lambda d, t, r: seen.append((d, t, r["status"])))
     assert (first.ran, first.skipped, first.failed) == (2, 0, 0)
     assert seen == [(1, 2, "done"), (2, 2, "done")]
     with open_store(db) as store:
         row = store.get(config_key(configs[0]))
         assert row["horizon"] is not None and 0 <= row["horizon"] <= 3
         assert row["probe_length"] == 4 and row["wall_time"] > 0
-    again = run_sweep(configs + configs[:1], db)  # a duplicate config runs once
+    again = run_sweep(configs + configs[:1], db, workers=1)  # a duplicate config runs once
     assert (again.ran, again.skipped) == (0, 2)
     # a trial stored as failed is skipped unless retry_failed
     extra = TrainConfig(task="adding", model="gru", length=4, **TINY)
@@ -77,7 +80,7 @@ def test_rerun_skips_finished_trials_and_retries_failed_ones(tmp_path):
         store.put({"key": config_key(extra), "config": extra.to_dict(), "status": "failed",
                    "message": "worker died", "finished_at": "x"})
     assert run_sweep([extra], db).ran == 0
-    retried = run_sweep([extra], db, retry_failed=True)
+    retried = run_sweep([extra], db, retry_failed=True, workers=1)
     assert retried.ran == 1
     with open_store(db, readonly=True) as store:
         assert store.get(config_key(extra))["status"] == "done"
@@ -113,6 +116,39 @@ def test_bad_sweep_arguments(tmp_path):
     with pytest.raises(ValueError, match="length must be >= 2"):
         run_sweep([TrainConfig(task="adding", length=1)], tmp_path / "r.sqlite")
     assert not (tmp_path / "r.sqlite").exists()  # nothing created before the input is valid
+
+
+def test_workers_default_to_a_pool_of_one_process_per_cpu(tmp_path, monkeypatch):
+    calls = []
+
+    def pool(todo, workers):  # stands in for the spawned pool: records its size
+        calls.append(workers)
+        return ((k, c, run_trial(c.to_dict())) for k, c in todo)
+
+    monkeypatch.setattr(sweep_module, "_pool_results", pool)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    configs = grid("adding", ["rnn_tanh"], [4], 2, **TINY)
+    assert run_sweep(configs, tmp_path / "a.sqlite").ran == 2
+    assert calls == [3]
+    assert run_sweep(configs, tmp_path / "b.sqlite", workers=1).ran == 2  # in this process
+    assert calls == [3]
+
+
+def test_unreachable_ray_address_fails_at_once_and_creates_no_store(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the socket is: nothing listens there
+    configs = grid("adding", ["rnn_tanh"], [4], 1, **TINY)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=f"cannot reach Ray at '127.0.0.1:{port}'"):
+        run_sweep(configs, tmp_path / "r.sqlite", ray=f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match=f"cannot reach Ray at 'ray://localhost:{port}'"):
+        run_sweep(configs, tmp_path / "r.sqlite", ray=f"ray://localhost:{port}")
+    assert time.monotonic() - start < 15
+    for bad in ("headnode", "host:port", "host:0", ":6379"):
+        with pytest.raises(ValueError, match="'auto', 'local' or a cluster address HOST:PORT"):
+            run_sweep(configs, tmp_path / "r.sqlite", ray=bad)
+    assert list(tmp_path.iterdir()) == []
 
 
 SCRIPT = textwrap.dedent("""

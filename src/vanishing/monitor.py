@@ -13,7 +13,8 @@
 Every step it checks the loss and the parameter gradients for NaN / inf (one reduction),
 and raises a ``nan`` alarm on the step they first appear. Every ``every`` steps
 (steps 1, every + 1, ...) it probes the gradient through time (the total dL/dh_t, see
-:func:`vanishing.probe.hidden_gradients`) on the first ``probe_batch`` rows of the batch:
+:func:`vanishing.probe.hidden_gradients`) on the first ``probe_batch`` sequences of the
+batch (taken along its batch dimension, so time-first input works too):
 
 * ``vanishing``: the horizon (lag where ||dL/dh_(T-k)|| / ||dL/dh_T|| drops below
   ``threshold``) is shorter than ``min_horizon`` (default: the whole sequence);
@@ -38,7 +39,7 @@ from torch import Tensor, nn
 
 from . import _checks
 from .diagnose import Verdict, classify, remedies, weight_conditions
-from .probe import Loss, Trace, layer_gradients
+from .probe import Loss, Trace, default_loss, layer_gradients
 
 __all__ = ["Alarm", "GradientAlarm", "GradientMonitor"]
 
@@ -79,12 +80,21 @@ class GradientMonitor:
         every: probe the gradient through time every ``every`` steps (>= 1).
         loss_fn: the probe's loss, a callable of the model's output, or of
             ``(output, y)`` when ``y`` is given to :meth:`step`; default: the sum of
-            the last time step's output (:func:`vanishing.probe.default_loss`).
+            the last time step's output, ``out[:, -1]`` or, time first, ``out[-1]``
+            (:func:`vanishing.probe.default_loss`).
         x: a fixed probe batch, used when :meth:`step` gets none.
-        probe_batch: rows of the batch to probe (the probe's cost is in proportion).
+        probe_batch: sequences of the batch to probe (the probe's cost is in proportion).
         threshold, min_horizon, max_growth: the alarm bounds (see
             :func:`vanishing.diagnose.classify`).
         warn: also issue each alarm as a :class:`GradientAlarm` warning.
+        batch_dim: the dimension of x that indexes the sequences: 0 for (N, T, ...)
+            input, 1 for time-first (T, N, ...); default: ``batch_first`` of the
+            model's ``nn.RNN/LSTM/GRU`` modules (an error if they disagree). Pass it when
+            the model transposes x before its recurrent module.
+        y_batch_dim: the dimension of y that indexes the sequences; default
+            ``batch_dim`` (per-step targets laid out like x). Pass 0 for per-sequence
+            targets, (N,) or (N, C), of a time-first model. y must have as many
+            sequences there as x has.
 
     Attributes:
         alarms: every alarm raised so far. A vanishing or exploding alarm is raised when a
@@ -104,6 +114,8 @@ class GradientMonitor:
     min_horizon: int | None = None
     max_growth: float = 1e3
     warn: bool = True
+    batch_dim: int | None = None
+    y_batch_dim: int | None = None
     alarms: list[Alarm] = field(default_factory=list, init=False)
     traces: dict[int, Trace] = field(default_factory=dict, init=False, repr=False)
     verdicts: dict[int, Verdict] = field(default_factory=dict, init=False, repr=False)
@@ -120,6 +132,15 @@ class GradientMonitor:
         if self.min_horizon is not None:
             _checks.nonneg_int("min_horizon", self.min_horizon)
         weight_conditions(self.model)  # refuses a model with no recurrent layer, up front
+        if self.batch_dim is None:
+            self._xdim = _batch_dim(self.model)
+        elif _checks.nonneg_int("batch_dim", self.batch_dim) > 1:
+            raise ValueError(f"batch_dim must be 0 (x is (N, T, ...)) or 1 (x is (T, N, ...)), "
+                             f"got {self.batch_dim}")
+        else:
+            self._xdim = self.batch_dim
+        self._ydim = self._xdim if self.y_batch_dim is None else \
+            _checks.nonneg_int("y_batch_dim", self.y_batch_dim)
         self._bad = False  # NaN seen on the previous step: alarm again only after recovery
         self._last_kind = "healthy"  # the last probe's verdict
 
@@ -131,7 +152,8 @@ class GradientMonitor:
         Args:
             loss: this step's loss (tensor or float), checked for NaN / inf.
             x: this step's input batch (for the probe); default: the constructor's ``x``.
-            y: targets for ``loss_fn(output, y)`` (sliced like ``x``), if it takes them.
+            y: targets for ``loss_fn(output, y)``, if it takes them (the same sequences
+                as ``x``'s probe rows, taken along ``y_batch_dim``).
         """
         self.steps += 1
         new = self._check_finite(loss)
@@ -169,17 +191,23 @@ class GradientMonitor:
         if x is None:
             raise ValueError("GradientMonitor needs a batch to probe: pass x= to step() or "
                              "to the constructor")
-        xb, target = x[: self.probe_batch], None if y is None else y[: self.probe_batch]
+        xb = _first("x", x, self._xdim, self.probe_batch, "batch_dim")
+        target = None if y is None else _first("y", y, self._ydim, self.probe_batch,
+                                                "y_batch_dim", x.shape[self._xdim])
         fn = self.loss_fn
-
-        def loss(out):
-            return fn(out) if target is None else fn(out, target)
+        if fn is not None:
+            def loss(out):
+                return fn(out) if target is None else fn(out, target)
+        elif self._xdim == 0:
+            loss = None  # the probe's own default, out[:, -1].sum()
+        else:  # time first: out[-1].sum()
+            loss = default_loss(self.model, xb, steps=xb.shape[0], batch_first=False)
 
         training = self.model.training
         try:
             self.model.eval()
             with torch.random.fork_rng(devices=[]):
-                grads = layer_gradients(self.model, xb, None if fn is None else loss)
+                grads = layer_gradients(self.model, xb, loss)
         finally:
             self.model.train(training)
         try:
@@ -200,3 +228,29 @@ class GradientMonitor:
         self._last_kind = verdict.kind
         return [self._alarm(verdict.kind, f"{trace.layer}: {verdict.reason}", verdict.value)]
 
+
+def _batch_dim(model: nn.Module) -> int:
+    """The batch dimension of x, from ``batch_first`` of the model's recurrent modules."""
+    flags = {name or type(m).__name__.lower(): m.batch_first
+             for name, m in model.named_modules() if isinstance(m, nn.RNNBase)}
+    if len(set(flags.values())) > 1:
+        listed = ", ".join(f"{name}: batch_first={flag}" for name, flag in flags.items())
+        raise ValueError(f"GradientMonitor: the model's recurrent modules disagree on "
+                         f"batch_first ({listed}), so the batch dimension of x is unknown; "
+                         f"pass batch_dim=0 (x is (N, T, ...)) or 1 (x is (T, N, ...))")
+    return 0 if next(iter(flags.values())) else 1
+
+
+def _first(name: str, t: Tensor, dim: int, n: int, arg: str, size: int | None = None
+           ) -> Tensor:
+    """The first ``n`` sequences of ``t`` along its batch dimension ``dim``."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"GradientMonitor: {name} must be a torch.Tensor, got "
+                        f"{type(t).__name__}")
+    if t.dim() <= dim or (size is not None and t.shape[dim] != size):
+        has = f"{t.shape[dim]} there" if t.dim() > dim else "no such dimension"
+        raise ValueError(f"GradientMonitor: {name} of shape {tuple(t.shape)} should hold "
+                         f"{'the' if size is None else size} sequences along its batch "
+                         f"dimension {dim}, but has {has}; pass {arg}= to say which "
+                         f"dimension indexes the batch")
+    return t.narrow(dim, 0, min(n, t.shape[dim]))

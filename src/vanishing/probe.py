@@ -258,36 +258,59 @@ def _twin_forward(module: nn.RNNBase, name: str, records: list[LayerRecord], pro
     return out, ((h_n, c_n) if lstm else h_n)
 
 
-def default_loss(model: nn.Module, x: Tensor, steps: int | None = None) -> Loss:
-    """The default loss: the sum of the last time step's output, ``out[:, -1].sum()``.
+def default_loss(model: nn.Module, x: Tensor, steps: int | None = None, *,
+                 batch_first: bool = True, project: bool = False) -> Loss:
+    """The default loss: the last time step's output, summed (``out[:, -1].sum()``) or projected.
 
     The output (or the first element of a tuple output, as from a bare ``nn.LSTM``) must
     be batch first with a time dimension, (N, T, ...), N = ``x.shape[0]`` and, if given,
-    T = ``steps``. A :class:`~vanishing.models.SequenceModel` with readout ``last``
-    returns (N, C), which already is its last step's output, and is summed as it is.
-    Any other shape is an error (pass ``loss=``), never a guess.
+    T = ``steps``; with ``batch_first=False`` it must be time first, (T, N, ...),
+    N = ``x.shape[1]``, and the loss reads ``out[-1]``. A
+    :class:`~vanishing.models.SequenceModel` with readout ``last`` returns (N, C), which
+    already is its last step's output, and is read as it is. Any other shape is an error
+    (pass ``loss=``), never a guess.
+
+    With ``project=True`` the last step's output, flattened to (N, K), is projected on a
+    fixed random direction instead of summed: ``(last @ w).sum()``, w = K standard
+    normal numbers drawn in float64 from ``torch.Generator().manual_seed(0)`` (then cast
+    to the output's dtype; the global random state is untouched). The plain sum is
+    constant in the input when the model ends in a ``LayerNorm`` (its output sums to
+    sum(beta) whatever it reads, with the initial gain of ones), so its gradient would be
+    rounding noise; a random direction is not orthogonal to what the input can change.
     """
     last_readout = isinstance(model, SequenceModel) and model.readout_mode == "last"
+    b = 0 if batch_first else 1  # the batch dimension of x and of the output
+    layout = "batch-first output (batch={n}, time, ...)" if batch_first else \
+        "time-first output (time, batch={n}, ...)"
+    layout = layout.format(n=x.shape[b])
 
     def loss(output) -> Tensor:
         out = output[0] if isinstance(output, (tuple, list)) and output else output
         if not isinstance(out, Tensor):
             raise TypeError(f"the default loss needs a tensor output, got "
                             f"{type(out).__name__}; pass loss=...")
-        if out.dim() == 2 and last_readout:
-            return out.sum()
-        if out.dim() < 3 or out.shape[0] != x.shape[0]:
+        if out.dim() == 2 and last_readout and batch_first:
+            last = out
+        elif out.dim() < 3 or out.shape[b] != x.shape[b]:
             raise ValueError(
-                f"the default loss (sum of the last time step's output) needs a batch-first "
-                f"output (batch={x.shape[0]}, time, features), got shape {tuple(out.shape)}, "
-                f"which has no time dimension there; pass loss=, e.g. "
-                f"loss=lambda out: out.sum()")
-        if steps is not None and out.shape[1] != steps:
+                f"the default loss (a function of the last time step's output) needs a "
+                f"{layout}, got shape {tuple(out.shape)}, which has no time dimension "
+                f"there; pass loss=, e.g. loss=lambda out: out.sum()")
+        elif steps is not None and out.shape[1 - b] != steps:
+            other = "time first" if batch_first else "batch first"
+            fix = "out[-1].sum()" if batch_first else "out[:, -1].sum()"
             raise ValueError(
-                f"the default loss reads out[:, -1] of a batch-first output (batch, time="
-                f"{steps}, ...), got shape {tuple(out.shape)} (time first?); pass loss=, "
-                f"e.g. loss=lambda out: out[-1].sum()")
-        return out[:, -1].sum()
+                f"the default loss reads the last step of a {layout} with time={steps}, "
+                f"got shape {tuple(out.shape)} ({other}?); pass loss=, e.g. "
+                f"loss=lambda out: {fix}")
+        else:
+            last = out.select(1 - b, -1)
+        if not project:
+            return last.sum()
+        flat = last.reshape(last.shape[0], -1)
+        gen = torch.Generator().manual_seed(0)
+        w = torch.randn(flat.shape[1], generator=gen, dtype=torch.float64).to(flat)
+        return (flat @ w).sum()
 
     return loss
 
@@ -363,22 +386,81 @@ def input_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Tr
     Args:
         model: any ``nn.Module`` taking x (a transformer, a fused LSTM, ...).
         x: (N, T, F) float input.
-        loss: as :func:`hidden_gradients`.
+        loss: callable of the model's output returning a scalar; default: the last time
+            step's output projected on a fixed random direction
+            (``default_loss(model, x, project=True)``), not summed: the sum of a final
+            ``LayerNorm``'s output does not depend on x.
 
     Returns:
         A :class:`Trace` whose ``norms`` are the batch-mean ||dL/dx_t|| (float64) and
         ``layers == {"input": norms}``.
+
+    Raises:
+        ValueError: the loss does not depend on x: dL/dx is exactly zero, or zero up to
+            rounding (see below).
+
+    A loss that is constant in x gives, in floating point, a gradient of rounding noise
+    rather than zero. With v = dL/d(output) and J = d(output)/dx, dL/dx = J^T v; it is
+    compared with J^T u for a random u (seeded, on the entries where v is nonzero, scaled
+    to ||v||): the gradient a generic loss of the same outputs would have. A ratio
+    ||J^T v|| / ||J^T u|| below sqrt(eps) of the gradient's dtype (3.5e-4 in float32,
+    1.5e-8 in float64) means v is orthogonal to every change x can make to the output:
+    an error, never a curve of noise. The check costs a second backward pass; it runs
+    when the output is a tensor or a tuple / list / dict of tensors.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _checks.sequence("x", x)
-    loss = default_loss(model, x) if loss is None else loss
+    loss = default_loss(model, x, project=True) if loss is None else loss
     leaf = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        value = _scalar(loss, model(leaf))
-        (g,) = torch.autograd.grad(value, [leaf], allow_unused=True)
-    if g is None or not bool((g != 0).any()):
-        raise ValueError("the loss does not depend on the input x (dL/dx is exactly zero "
-                         "at every step)")
+        output = model(leaf)
+        value = _scalar(loss, output)
+        (g,) = torch.autograd.grad(value, [leaf], allow_unused=True, retain_graph=True)
+        if g is None or not bool((g != 0).any()):
+            raise ValueError("the loss does not depend on the input x (dL/dx is exactly zero "
+                             "at every step)")
+        ratio = _gradient_ratio(value, output, leaf, g)
+    tol = torch.finfo(g.dtype).eps ** 0.5
+    if ratio < tol:
+        raise ValueError(
+            f"the loss does not depend on the input x: dL/dx is zero up to "
+            f"{str(g.dtype).removeprefix('torch.')} rounding ({ratio:.1e} times the gradient "
+            f"of a random loss of the same outputs, below {tol:.1e}), as for the sum of a "
+            f"LayerNorm output; pass a loss that x can change, e.g. the error against "
+            f"targets, or loss=None for a random projection of the last step's output")
     norms = g.double().norm(dim=-1).mean(0).numpy()
     return Trace(norms=norms, layers={"input": norms}, layer="input")
+
+
+def _tensors(output) -> list[Tensor]:
+    """The tensors in a model's output (a tensor, or nested tuples / lists / dicts)."""
+    if isinstance(output, Tensor):
+        return [output]
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [t for o in output for t in _tensors(o)]
+    return []
+
+
+def _gradient_ratio(value: Tensor, output, leaf: Tensor, g: Tensor) -> float:
+    """||J^T v|| / ||J^T u||: dL/dx against a random loss's on the same outputs (inf: no
+    tensor output to compare with)."""
+    outs = [t for t in _tensors(output) if t.requires_grad]
+    vs = torch.autograd.grad(value, outs, allow_unused=True, retain_graph=True)
+    used = [(t, v) for t, v in zip(outs, vs, strict=True) if v is not None]
+    if not used:
+        return float("inf")
+    gen = torch.Generator().manual_seed(0)
+    us = [torch.randn(v.shape, generator=gen, dtype=torch.float64).to(v) * (v != 0)
+          for _, v in used]
+    (gu,) = torch.autograd.grad([t for t, _ in used], [leaf], us, allow_unused=True)
+    if gu is None or not bool((gu != 0).any()):
+        return float("inf")
+    # both per unit of output gradient: ||J^T v|| / ||v|| against ||J^T u|| / ||u||
+    return (_norm([g]) / _norm([v for _, v in used])) / (_norm([gu]) / _norm(us))
+
+
+def _norm(tensors: list[Tensor]) -> float:
+    return float(torch.stack([t.detach().double().norm() for t in tensors]).norm())

@@ -6,7 +6,7 @@ architecture. :func:`grid` builds the list of :class:`~vanishing.train.TrainConf
 :func:`run_sweep` runs it into a results store (:mod:`vanishing.store`)::
 
     configs = grid("adding", ["rnn_tanh", "lstm"], [10, 50, 100], seeds=3, steps=2000)
-    run_sweep(configs, "results.sqlite", workers=2)           # or ray="auto"
+    run_sweep(configs, "results.sqlite")             # workers=2, or ray="auto"
     cells = best_cells(summarize(open_store("results.sqlite", readonly=True).records()))
 
 (the summaries live in :mod:`vanishing.sweep_summary`; they are re-exported here.)
@@ -14,9 +14,11 @@ architecture. :func:`grid` builds the list of :class:`~vanishing.train.TrainConf
 A trial (:func:`run_trial`) is one ``train(config)`` followed by a probe of the trained
 model: the total dL/dh_t on a held-out batch with the task's loss, in float64, and its
 gradient horizon (``Trace.horizon(1e-3)``, the largest lag whose gradient is still above
-1e-3 of the last step's). Trials run in this process one after another (``workers=1``),
-in a pool of ``workers`` spawned processes, or as Ray tasks (``ray="auto"``, an address,
-or ``"local"`` to start a Ray instance here); every trial runs with one torch thread.
+1e-3 of the last step's). Trials run in a pool of spawned processes, by default one per
+CPU this process may use (:func:`default_workers`; ``workers=n`` for n), in this process
+one after another (``workers=1``), or as Ray tasks (``ray="auto"``, a cluster address
+``HOST:PORT``, checked to answer before anything else is done, or ``"local"`` to start a
+Ray instance here); every trial runs with one torch thread.
 Only the driver writes to the store, one transaction per trial, so a sweep killed at
 any moment loses only the trials that were running, and rerunning it skips every
 finished one (``retry_failed=True`` also reruns the failed ones).
@@ -24,6 +26,7 @@ finished one (``retry_failed=True`` also reruns the failed ones).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import json
@@ -31,6 +34,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -48,15 +52,18 @@ from .sweep_summary import Cell, best_cells, lr_text, summarize, table_rows, var
 from .tasks import get_task, task_names
 from .train import TrainConfig, TrainResult, train
 
-__all__ = ["HORIZON_THRESHOLD", "PROBE_BATCH", "PROBE_SEED", "SweepSummary", "Cell", "grid",
-           "run_trial", "run_sweep", "gradient_horizon", "summarize", "best_cells",
-           "table_rows", "varying_fields", "lr_text", "describe_error"]
+__all__ = ["HORIZON_THRESHOLD", "PROBE_BATCH", "PROBE_SEED", "RAY_CONNECT_TIMEOUT",
+           "SweepSummary", "Cell", "grid", "run_trial", "run_sweep", "default_workers",
+           "check_ray_address", "gradient_horizon", "summarize", "best_cells", "table_rows",
+           "varying_fields", "lr_text", "describe_error"]
 
 HORIZON_THRESHOLD = 1e-3
 PROBE_BATCH = 128
 #: The held-out probe batch of seed s is drawn from ``Generator().manual_seed(PROBE_SEED + s)``
 #: (training uses seeds 2s and 2s + 1).
 PROBE_SEED = 1_000_003
+#: Seconds a cluster address given as ``ray=`` has to accept a TCP connection.
+RAY_CONNECT_TIMEOUT = 5.0
 
 Progress = Callable[[int, int, dict], None]
 
@@ -239,7 +246,7 @@ def run_sweep(
     configs: Sequence[TrainConfig],
     db,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     ray: str | None = None,
     retry_failed: bool = False,
     progress: Progress | None = None,
@@ -250,37 +257,87 @@ def run_sweep(
         configs: the trials (duplicates run once).
         db: path of the SQLite results store (created if missing; a foreign or corrupt
             file raises :class:`~vanishing.store.StoreError` and is left untouched).
-        workers: 1 runs trials here one after another; more runs a pool of that many
-            spawned processes. With ``ray="local"``: the CPUs of the Ray instance.
-        ray: None (no Ray), ``"auto"`` or a cluster address, or ``"local"``. If Ray is
-            already initialised in this process, that connection is used.
+        workers: the size of the pool of spawned processes; 1 runs trials here one after
+            another; None: :func:`default_workers`. With ``ray="local"``: the CPUs of the
+            Ray instance.
+        ray: None (no Ray), ``"auto"`` or a cluster address ``HOST:PORT`` (see
+            :func:`check_ray_address`), or ``"local"``. If Ray is already initialised in
+            this process, that connection is used. Ray is reached before the store is
+            opened, so a Ray that cannot be reached leaves no new store behind.
         retry_failed: rerun trials whose row says ``failed``.
         progress: optional ``progress(done, to_run, record)`` after each trial is stored.
     """
     start = time.perf_counter()
     trials = _check_configs(configs)
+    workers = default_workers() if workers is None else workers
     _checks.positive_int("workers", workers)
-    if ray is not None and (not isinstance(ray, str) or not ray.strip()):
-        raise ValueError(f"ray must be 'auto', 'local' or a cluster address, got {ray!r}")
-    with open_store(db) as store:
-        status = store.statuses()
-        todo = [(k, c) for k, c in trials.items()
-                if k not in status or (retry_failed and status[k] == "failed")]
-        if ray is not None:
-            results = _ray_results(todo, ray, workers)
-        elif workers > 1 and len(todo) > 1:
-            results = _pool_results(todo, workers)
-        else:
-            results = ((k, c, run_trial(c.to_dict())) for k, c in todo)
-        failed = 0
-        for done, (key, config, record) in enumerate(results, 1):
-            record = {**record, "key": key, "config": json.loads(canonical_json(config))}
-            store.put(record)
-            failed += record["status"] == "failed"
-            if progress is not None:
-                progress(done, len(todo), record)
+    if ray is not None:
+        check_ray_address(ray)
+    ray_lib, started = _connect_ray(ray, workers) if ray is not None else (None, False)
+    try:
+        with open_store(db) as store:
+            status = store.statuses()
+            todo = [(k, c) for k, c in trials.items()
+                    if k not in status or (retry_failed and status[k] == "failed")]
+            if ray_lib is not None:
+                results = _ray_results(todo, ray_lib)
+            elif workers > 1 and len(todo) > 1:
+                results = _pool_results(todo, workers)
+            else:
+                results = ((k, c, run_trial(c.to_dict())) for k, c in todo)
+            failed = 0
+            with contextlib.closing(results):  # stops the pool or cancels Ray tasks at once
+                for done, (key, config, record) in enumerate(results, 1):
+                    record = {**record, "key": key,
+                              "config": json.loads(canonical_json(config))}
+                    store.put(record)
+                    failed += record["status"] == "failed"
+                    if progress is not None:
+                        progress(done, len(todo), record)
+    finally:
+        if started:
+            ray_lib.shutdown()
     return SweepSummary(list(trials), len(trials) - len(todo), len(todo), failed,
                         time.perf_counter() - start)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``):
+    the default size of a sweep's process pool."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_ray_address(address: str, *, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Raise a one-line ValueError unless ``address`` may work as ``run_sweep(ray=...)``.
+
+    ``"auto"`` and ``"local"`` pass (``ray.init`` resolves them, and fails at once if it
+    cannot); so does anything while Ray is already initialised in this process (that
+    connection is used). A cluster address must read ``HOST:PORT`` (or
+    ``ray://HOST:PORT``) and accept a TCP connection within ``timeout`` seconds: given an
+    address where nothing listens, ``ray.init`` logs "Failed to connect to GCS" for
+    minutes instead of failing.
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"ray must be 'auto', 'local' or a cluster address HOST:PORT, "
+                         f"got {address!r}")
+    text = address.strip()
+    running = sys.modules.get("ray")  # imported already, and initialised: used as it is
+    if text in ("auto", "local") or (running is not None and running.is_initialized()):
+        return
+    host, sep, port = text.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"ray must be 'auto', 'local' or a cluster address HOST:PORT, "
+                         f"got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or f"no answer within {timeout:g} s"
+        raise ValueError(f"cannot reach Ray at {address!r} ({reason}); start the cluster "
+                         f"there (ray start --head) or use 'auto' or 'local'") from None
 
 
 def _check_configs(configs: Sequence[TrainConfig]) -> dict[str, TrainConfig]:
@@ -331,23 +388,29 @@ def _exit_with(sentinel: int) -> None:
     os._exit(1)
 
 
-def _ray_results(todo, address: str, workers: int) -> Iterator[tuple[str, TrainConfig, dict]]:
-    """Results as they finish from Ray tasks (one CPU each) on a cluster or a local Ray."""
+def _connect_ray(address: str, workers: int):
+    """(the ray module, whether this call initialised it): connect to ``address``."""
     try:
         import ray as ray_lib
     except ImportError:
         raise ValueError("Ray is not installed; install it with: pip install "
                          "'vanishing[ray]'") from None
-    started = not ray_lib.is_initialized()
-    if started:
-        try:
-            if address == "local":
-                ray_lib.init(num_cpus=workers, include_dashboard=False)
-            else:
-                ray_lib.init(address=address)
-        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
-            raise ValueError(f"cannot start or reach Ray at {address!r}: "
-                             f"{describe_error(exc)}") from None
+    if ray_lib.is_initialized():
+        return ray_lib, False
+    address = address.strip()
+    try:
+        if address == "local":
+            ray_lib.init(num_cpus=workers, include_dashboard=False)
+        else:
+            ray_lib.init(address=address)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
+        raise ValueError(f"cannot start or reach Ray at {address!r}: "
+                         f"{describe_error(exc)}") from None
+    return ray_lib, True
+
+
+def _ray_results(todo, ray_lib) -> Iterator[tuple[str, TrainConfig, dict]]:
+    """Results as they finish from Ray tasks (one CPU each) on a cluster or a local Ray."""
     pending = []
     try:
         remote = ray_lib.remote(num_cpus=1)(run_trial)
@@ -364,5 +427,3 @@ def _ray_results(todo, address: str, workers: int) -> Iterator[tuple[str, TrainC
     finally:
         for ref in pending:  # the driver stopped early: do not leave work on the cluster
             ray_lib.cancel(ref)
-        if started:
-            ray_lib.shutdown()

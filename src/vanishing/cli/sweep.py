@@ -4,7 +4,8 @@
 --db results.sqlite`` trains every (model, length, lr, seed), stores each trial in the
 SQLite file as it finishes, and prints a model x length table with figures. Rerunning it
 skips finished trials. ``vanishing sweep --report results.sqlite`` redraws the tables and
-figures from the store alone.
+figures from the store alone. Trials run in a pool of one process per CPU available unless
+``--workers`` says otherwise (``--workers 1``: in this process), or on Ray with ``--ray``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from rich.table import Table
 from .. import _checks
 from ..plots_sweep import sweep_figures
 from ..store import open_store
-from ..sweep import grid, run_sweep
+from ..sweep import SweepSummary, check_ray_address, default_workers, grid, run_sweep
 from ..sweep_summary import Cell, best_cells, lr_text, summarize, table_rows, varying_fields
-from ..tasks import get_task
+from ..tasks import get_task, task_names
 from ..train import TrainConfig
 from ._common import check_writable_dir, console, handle_errors, show_progress
 
@@ -90,10 +91,19 @@ def _budget(cells: list[Cell]) -> str:
     s = cells[0].setting
     clip = "no clipping" if s.get("clip") is None else f"clip {s['clip']:g}"
     heldout = ("the test split" if str(s.get("task", "")).startswith("digits")
-               else f"{s['eval_size']} held-out sequences")
-    return (f"up to {s['steps']} steps, hidden {s['hidden_size']}, batch {s['batch_size']}, "
-            f"{s['optimizer']}, {clip}, evaluated every {s['eval_every']} steps on "
-            f"{heldout}")
+               else f"{s.get('eval_size', '?')} held-out sequences")
+    return (f"up to {s.get('steps', '?')} steps, hidden {s.get('hidden_size', '?')}, batch "
+            f"{s.get('batch_size', '?')}, {s.get('optimizer', '?')}, {clip}, evaluated every "
+            f"{s.get('eval_every', '?')} steps on {heldout}")
+
+
+def _criterion(task: str) -> str:
+    """`` (mse < 0.01)``: the task's success criterion, or nothing for a task this code
+    does not know (a store written by another version): the report needs the store alone."""
+    if task not in task_names():
+        return ""
+    criterion = getattr(get_task(task), "criterion", "") or "the task's criterion"
+    return f" ({criterion})"
 
 
 def _print_table(title: str, caption: str, header: list[str], rows: list[list[str]],
@@ -122,11 +132,10 @@ def _report(records: list[dict], out: Path, markdown: bool) -> None:
     best = best_cells(cells)
     for task in sorted({c.task for c in best}):
         mine = [c for c in best if c.task == task]
-        criterion = getattr(get_task(task), "criterion", "") or "the task's criterion"
         lr_note = (" @lr: the best of the learning rates tried (most seeds solved, then "
                    "fewest steps)." if any(len(c.lrs_tried) > 1 for c in mine) else "")
         header, rows = table_rows(mine, "success")
-        _print_table(f"{task}: seeds solved ({criterion})",
+        _print_table(f"{task}: seeds solved{_criterion(task)}",
                      f"solved / seeds (median steps to solve).{lr_note} Budget: "
                      f"{_budget(mine)}.", header, rows, markdown)
         header, rows = table_rows(mine, "horizon")
@@ -161,9 +170,10 @@ def sweep(
                                             "once solved).")] = 3000,
     db: Annotated[Path | None, typer.Option(help="SQLite results store (created if missing; "
                                                  "finished trials are skipped).")] = None,
-    workers: Annotated[int, typer.Option(help="Local worker processes (1: run here, one "
-                                              "trial after another); with --ray local: "
-                                              "the CPUs Ray may use.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help=f"Local worker processes; default: one per CPU available "
+             f"({default_workers()} here). 1: run each trial in this process, one after "
+             f"another. With --ray local: the CPUs Ray may use.")] = None,
     ray: Annotated[str | None, typer.Option(help="Run trials as Ray tasks: 'auto' (the "
                                                  "running cluster), a cluster address, or "
                                                  "'local' (start Ray here).")] = None,
@@ -212,13 +222,37 @@ def sweep(
                    lrs=None if lrs is None else parse_lrs(lrs, names), lr=lr, steps=steps,
                    hidden_size=hidden_size, batch_size=batch_size, optimizer=optimizer,
                    clip=clip or None, eval_every=eval_every)
+    workers = default_workers() if workers is None else workers
     _checks.positive_int("workers", workers)
+    if ray is not None:
+        check_ray_address(ray)  # an address where nothing listens fails now, not in minutes
     check_writable_dir(out, "--out")
+    fresh = not db.exists()
     open_store(db).close()  # a bad --db path or a foreign file fails now, before any work
     where = f"Ray ({ray})" if ray else f"{workers} worker processes" if workers > 1 else \
         "this process"
     console.print(f"Sweep: {len(configs)} trials of {task} ({', '.join(names)}) into {db}, "
                   f"on {where}. Denormals are flushed to zero.", soft_wrap=True)
+    try:
+        summary = _run(configs, db, workers, ray, retry_failed, quiet)
+    except BaseException:
+        if fresh:
+            _discard_if_empty(db)
+        raise
+    console.print(f"ran {summary.ran} trials ({summary.failed} failed) in "
+                  f"{summary.wall_time:.0f} s; {summary.skipped} were already in {db}.")
+    with open_store(db, readonly=True) as store:
+        records = store.records(summary.keys)
+    _report(records, out, markdown)
+    failed = sum(r["status"] == "failed" for r in records)
+    if failed:
+        console.print(f"{failed} trials failed; rerun them with --retry-failed", style="yellow")
+        raise typer.Exit(1)
+
+
+def _run(configs: list[TrainConfig], db: Path, workers: int, ray: str | None,
+         retry_failed: bool, quiet: bool) -> SweepSummary:
+    """``run_sweep`` with a progress bar on a terminal, else a line per trial."""
     if show_progress(quiet):
         columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn())
@@ -231,20 +265,23 @@ def sweep(
                 bar.update(ids[0], completed=done,
                            info=escape(_trial_line(done, total, record).split("] ", 1)[1]))
 
-            summary = run_sweep(configs, db, workers=workers, ray=ray,
-                                retry_failed=retry_failed, progress=update)
-    else:
-        def line(done: int, total: int, record: dict) -> None:
-            console.print(escape(_trial_line(done, total, record)), soft_wrap=True)
+            return run_sweep(configs, db, workers=workers, ray=ray,
+                             retry_failed=retry_failed, progress=update)
 
-        summary = run_sweep(configs, db, workers=workers, ray=ray, retry_failed=retry_failed,
-                            progress=None if quiet else line)
-    console.print(f"ran {summary.ran} trials ({summary.failed} failed) in "
-                  f"{summary.wall_time:.0f} s; {summary.skipped} were already in {db}.")
-    with open_store(db, readonly=True) as store:
-        records = store.records(summary.keys)
-    _report(records, out, markdown)
-    failed = sum(r["status"] == "failed" for r in records)
-    if failed:
-        console.print(f"{failed} trials failed; rerun them with --retry-failed", style="yellow")
-        raise typer.Exit(1)
+    def line(done: int, total: int, record: dict) -> None:
+        console.print(escape(_trial_line(done, total, record)), soft_wrap=True)
+
+    return run_sweep(configs, db, workers=workers, ray=ray, retry_failed=retry_failed,
+                     progress=None if quiet else line)
+
+
+def _discard_if_empty(db: Path) -> None:
+    """Remove the store this command has just created if no trial reached it (Ray could
+    not be started, say), so that a failed start leaves no empty file behind."""
+    try:
+        with open_store(db, readonly=True) as store:
+            empty = not store.statuses()
+        if empty:
+            db.unlink()
+    except (OSError, ValueError):  # gone already, or not ours to judge: leave it
+        pass
