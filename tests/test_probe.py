@@ -536,3 +536,40 @@ def test_diagnose_of_an_orthogonal_rnn_does_not_advise_orthogonal_init():
     d = diagnose(model, x.double(), jacobian=False, lags=False)
     assert d.verdict.kind == "vanishing"  # over 300 steps even an orthogonal tanh RNN fades
     assert _advice(d.remedies) == {"gated"}
+
+
+class _Seq(nn.Module):
+    """A stock fused module returning its (N, T, H) states."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+def test_tiny_gradients_are_measured_down_to_float64s_smallest_normal():
+    # relu RNN with W_hh = 0.1 I and positive states: relu' = 1, so dL/dh_(T-k) = 0.1^k 1
+    # exactly, and ||dL/dh_(T-k)|| = 2 * 0.1^k for H = 4 (closed form). Squaring inside a
+    # plain norm would lose every lag beyond ~154 (1e-308 is reached at 0.1^154 squared).
+    rnn = nn.RNN(1, 4, nonlinearity="relu", batch_first=True).double()
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(0.1 * torch.eye(4, dtype=torch.float64))
+        rnn.weight_ih_l0.fill_(1.0)
+        rnn.bias_ih_l0.zero_()
+        rnn.bias_hh_l0.zero_()
+    length = 301
+    trace = hidden_gradients(_Seq(rnn), torch.ones(2, length, 1, dtype=torch.float64))
+    lags = np.arange(0, 301, 25)
+    expected = 2 * 0.1 ** lags.astype(np.float64)
+    np.testing.assert_allclose(trace.norms[length - 1 - lags], expected, rtol=1e-9)
+
+
+def test_row_norms_scale_instead_of_squaring():
+    from vanishing.probe import row_norms
+
+    v = torch.tensor([[3.0, 4.0], [0.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
+    for scale in (1.0, 1e-200, 1e-300, 1e200):
+        np.testing.assert_allclose(row_norms(v * scale).numpy(), np.array([5, 0, 1]) * scale,
+                                   rtol=1e-15)

@@ -41,6 +41,7 @@ from .unroll import make_probe, unroll
 
 __all__ = [
     "Loss",
+    "row_norms",
     "Trace",
     "LayerRecord",
     "LayerGradients",
@@ -161,8 +162,21 @@ class LayerGradients:
 
     def norms(self) -> np.ndarray:
         """(T,) batch-mean ||dL/dh_t|| in float64, in real time order."""
-        n = self.total.detach().double().norm(dim=-1).mean(0)
+        n = row_norms(self.total.detach()).mean(0)
         return (n.flip(0) if self.record.reverse else n).numpy()
+
+
+def row_norms(t: Tensor) -> Tensor:
+    """||t[..., :]||_2 over the last dimension, in float64, without squaring underflow.
+
+    sqrt(sum x^2) loses vectors below ~1e-154 (their squares underflow float64, and
+    denormals are flushed to zero while probing); scaling each vector by its largest
+    |entry| first keeps every norm down to the smallest normal float64, ~2.2e-308.
+    """
+    t = t.double()
+    scale = t.abs().amax(dim=-1, keepdim=True)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (t / safe).norm(dim=-1) * scale.squeeze(-1)
 
 
 def _fused_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
@@ -429,7 +443,7 @@ def input_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Tr
             f"of a random loss of the same outputs, below {tol:.1e}), as for the sum of a "
             f"LayerNorm output; pass a loss that x can change, e.g. the error against "
             f"targets, or loss=None for a random projection of the last step's output")
-    norms = g.double().norm(dim=-1).mean(0).numpy()
+    norms = row_norms(g).mean(0).numpy()
     return Trace(norms=norms, layers={"input": norms}, layer="input")
 
 
