@@ -175,7 +175,8 @@ def sweep(
              f"({default_workers()} here). 1: run each trial in this process, one after "
              f"another. With --ray local: the CPUs Ray may use.")] = None,
     ray: Annotated[str | None, typer.Option(help="Run trials as Ray tasks: 'auto' (the "
-                                                 "running cluster), a cluster address, or "
+                                                 "running cluster), a cluster address "
+                                                 "HOST:PORT (must answer within 5 s), or "
                                                  "'local' (start Ray here).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Rerun trials whose "
                                                "stored status is failed.")] = False,
