@@ -55,6 +55,6 @@ def test_out_of_memory_is_one_line_and_other_runtime_errors_keep_their_traceback
         huge()
     assert stop.value.exit_code == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "out of memory" in err and "--length" in err
+    assert len(err.strip().splitlines()) == 1 and "out of memory" in err and "--help" in err
     with pytest.raises(RuntimeError, match="shape mismatch"):
         bug()

@@ -206,3 +206,26 @@ def test_report_of_missing_or_empty_store(tmp_path):
     open_store(tmp_path / "empty.sqlite").close()
     result = runner.invoke(app, ["sweep", "--report", str(tmp_path / "empty.sqlite")])
     assert result.exit_code == 2 and "holds no trials yet" in result.output
+
+
+def test_a_store_created_for_a_sweep_that_never_ran_a_trial_is_removed(tmp_path, monkeypatch):
+    import vanishing.sweep as sweep_module
+
+    def no_cluster(address, workers):
+        raise ConnectionError("could not find a running Ray cluster")
+
+    monkeypatch.setattr(sweep_module, "_connect_ray", no_cluster)
+    args = ["sweep", *SMALL, "--models", "lstm", "--lengths", "3", "--out", str(tmp_path),
+            "--ray", "auto"]
+    db = tmp_path / "new.sqlite"
+    result = runner.invoke(app, [*args, "--db", str(db)])
+    assert result.exit_code == 2 and "could not find a running Ray cluster" in result.output
+    assert not db.exists()  # created by this command, never written: removed
+    # a store that already held trials is kept, byte for byte
+    kept = tmp_path / "kept.sqlite"
+    first = runner.invoke(app, ["sweep", *SMALL, "--models", "lstm", "--lengths", "3",
+                                "--out", str(tmp_path), "--workers", "1", "--db", str(kept)])
+    assert first.exit_code == 0, first.output
+    before = kept.read_bytes()
+    result = runner.invoke(app, [*args, "--db", str(kept), "--seeds", "3"])
+    assert result.exit_code == 2 and kept.read_bytes() == before

@@ -88,6 +88,7 @@ def test_show_passes_task_options():
     (["show", "adding", "--length", "100000000"], "at most 10,000, got 100,000,000"),
     (["guess", "--length", "0"], "--length must be a positive int, got 0"),
     (["guess", "--seeds", "0"], "--seeds must be a positive int, got 0"),
+    (["guess", "--length", "1000000"], "at most 10,000"),
     (["guess", "--scale", "-1"], "scale must be a finite number > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):

@@ -217,3 +217,41 @@ def test_the_batch_dimension_is_checked():
         monitor.step(x=torch.randn(10, 4, 3), y=torch.randn(4))
     with pytest.raises(ValueError, match=r"should hold 4 sequences .* has 5 there"):
         monitor.step(x=torch.randn(10, 4, 3), y=torch.randn(10, 5, 1))
+
+
+class _Transposing(nn.Module):
+    """Takes (N, T, F) and transposes for a time-first nn.RNN: batch_first says nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.head = nn.RNN(4, 16), nn.Linear(16, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x.transpose(0, 1))[0][-1])
+
+
+def test_a_model_that_transposes_x_is_refused_until_batch_dim_is_given():
+    model = _Transposing()
+    x = torch.randn(32, 200, 4, generator=_gen())
+    monitor = GradientMonitor(model, warn=False, loss_fn=lambda out: out.sum())
+    with pytest.raises(ValueError, match="probably transposes x. Pass batch_dim="):
+        monitor.step(None, x=x)
+    monitor = GradientMonitor(model, warn=False, loss_fn=lambda out: out.sum(), batch_dim=0)
+    monitor.step(None, x=x)
+    assert monitor.traces[1].norms.shape == (200,)  # every step, not 8 of them
+
+
+def test_nan_weights_raise_the_nan_alarm_not_a_linear_algebra_error():
+    from vanishing.diagnose import weight_conditions
+
+    model = _Transposing()
+    x = torch.randn(8, 20, 4, generator=_gen())
+    with torch.no_grad():
+        model.rnn.weight_hh_l0[0, 0] = float("nan")
+    (w,) = weight_conditions(model)
+    assert np.isnan(w.spectral_radius) and np.isnan(w.sigma_max) and not w.orthogonal
+    monitor = GradientMonitor(model, warn=False, batch_dim=0, loss_fn=lambda out: out.sum())
+    loss = model(x).sum()
+    loss.backward()
+    (alarm,) = monitor.step(loss, x=x)
+    assert alarm.kind == "nan" and "learning rate" in " ".join(alarm.remedies)

@@ -573,3 +573,6 @@ def test_row_norms_scale_instead_of_squaring():
     for scale in (1.0, 1e-200, 1e-300, 1e200):
         np.testing.assert_allclose(row_norms(v * scale).numpy(), np.array([5, 0, 1]) * scale,
                                    rtol=1e-15)
+    odd = torch.tensor([[float("inf"), 1.0], [float("nan"), 1.0], [-float("inf"), 0.0]])
+    got = row_norms(odd).numpy()
+    assert got[0] == np.inf and np.isnan(got[1]) and got[2] == np.inf

@@ -118,7 +118,8 @@ def test_bad_sweep_arguments(tmp_path):
     assert not (tmp_path / "r.sqlite").exists()  # nothing created before the input is valid
 
 
-def test_workers_default_to_a_pool_of_one_process_per_cpu(tmp_path, monkeypatch):
+def test_library_runs_in_process_by_default_and_the_cli_default_is_one_worker_per_cpu(
+        tmp_path, monkeypatch):
     calls = []
 
     def pool(todo, workers):  # stands in for the spawned pool: records its size
@@ -128,9 +129,10 @@ def test_workers_default_to_a_pool_of_one_process_per_cpu(tmp_path, monkeypatch)
     monkeypatch.setattr(sweep_module, "_pool_results", pool)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     configs = grid("adding", ["rnn_tanh"], [4], 2, **TINY)
-    assert run_sweep(configs, tmp_path / "a.sqlite").ran == 2
-    assert calls == [3]
-    assert run_sweep(configs, tmp_path / "b.sqlite", workers=1).ran == 2  # in this process
+    # a plain script without a __main__ guard must not spawn workers unasked
+    assert run_sweep(configs, tmp_path / "a.sqlite").ran == 2 and calls == []
+    assert run_sweep(configs, tmp_path / "b.sqlite", workers=sweep_module.default_workers()
+                     ).ran == 2
     assert calls == [3]
 
 

@@ -139,7 +139,8 @@ def test_digits_length_must_be_64(name, length):
     ("addin", {}, ValueError, "unknown task 'addin'; expected one of adding, adding-h97"),
     ("digits", {"split": "val"}, ValueError, "split must be one of train, test, got 'val'"),
     ("latch", {"lead": 0}, ValueError, "lead must be a positive int, got 0"),
-    ("adding-h97", {"jitter": 1}, TypeError, "jitter must be a bool, got int"),
+    ("adding-h97", {"jitter": 2}, TypeError, "jitter must be true or false, got 2"),
+    ("language", {"distractors": "yes"}, TypeError, "distractors must be true or false"),
     ("copying", {"symbols": 4}, TypeError, "task 'copying'"),
 ])
 def test_bad_task_and_options(name, options, error, message):
@@ -217,7 +218,7 @@ def test_classification_chance_is_the_label_entropy(name, options, length, class
 
 def test_digits_chance_uses_the_split_frequencies():
     _, labels = load()
-    for split, part in (("train", labels[:TRAIN_SIZE]), ("test", labels[TRAIN_SIZE:])):
+    for split, part in (("train", labels[:TRAIN_SIZE - 144]), ("test", labels[TRAIN_SIZE:])):
         p = torch.bincount(part, minlength=10).double() / len(part)
         entropy = float(-(p * p.log()).sum())
         assert get_task("digits", split=split).chance_loss(64) == pytest.approx(entropy)
@@ -360,9 +361,9 @@ def test_digits_data_and_splits():
     assert images.shape == (1797, PIXELS) and float(images.max()) == 1.0
     assert torch.allclose(images * 16, torch.tensor(ref.data, dtype=torch.float32))
     train, test = get_task("digits"), get_task("digits", split="test")
-    assert len(train.labels) == TRAIN_SIZE and len(test.labels) == 1797 - TRAIN_SIZE
+    assert len(train.labels) == TRAIN_SIZE - 144 and len(test.labels) == 1797 - TRAIN_SIZE
     # sampled images are images of their split, with their labels
-    for task, rows in ((train, slice(0, TRAIN_SIZE)), (test, slice(TRAIN_SIZE, None))):
+    for task, rows in ((train, slice(0, TRAIN_SIZE - 144)), (test, slice(TRAIN_SIZE, None))):
         x, y = task.sample(64, 500, gen(14))
         d = torch.cdist(x[..., 0], images[rows], compute_mode="donot_use_mm_for_euclid_dist")
         assert (d.min(1).values == 0).all()
@@ -370,14 +371,25 @@ def test_digits_data_and_splits():
 
 
 @pytest.mark.parametrize("name", ["digits", "digits-permuted"])
-@pytest.mark.parametrize(("split", "other"), [("train", slice(TRAIN_SIZE, None)),
-                                               ("test", slice(0, TRAIN_SIZE))])
-def test_digits_heldout_is_the_other_split_whole(name, split, other):
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_digits_heldout_parts_are_fixed_and_disjoint_from_training(name, split):
+    from vanishing.tasks.digits import VALIDATION_SIZE
+
     task = get_task(name, split=split)
     images, labels = load()
-    x, y = task.heldout(64, 7, gen(0))  # the size asked for is ignored: the whole split
-    assert torch.equal(y, labels[other])
-    assert torch.equal(x[..., 0], images[other][:, task.order()])
+    parts = {"validation": slice(TRAIN_SIZE - VALIDATION_SIZE, TRAIN_SIZE),
+             "test": slice(TRAIN_SIZE, None)}
+    for part, rows in parts.items():
+        x, y = task.heldout(64, 7, gen(0), part)  # the size asked for is not used
+        assert torch.equal(y, labels[rows])
+        assert torch.equal(x[..., 0], images[rows][:, task.order()])
+    if split == "train":  # training draws only from the first 1293 images
+        x, _ = task.sample(64, 3000, gen(1))
+        d = torch.cdist(x[..., 0][:, torch.argsort(task.order())], images,
+                        compute_mode="donot_use_mm_for_euclid_dist")
+        assert int(d.argmin(1).max()) < TRAIN_SIZE - VALIDATION_SIZE
+    with pytest.raises(ValueError, match="unknown held-out part 'train'"):
+        task.heldout(64, 1, gen(0), "train")
 
 
 def test_generated_tasks_hold_out_fresh_samples_of_the_size_asked():

@@ -54,8 +54,13 @@ class ModelReport:
 
     @property
     def accuracy(self) -> float:
-        """Test accuracy of the finished model (sentences early stopping never saw)."""
+        """Test accuracy of the finished model (sentences early stopping never saw); NaN
+        for a run that diverged."""
         return float(self.result.test.get("accuracy", float("nan")))
+
+    def outcome(self) -> str:
+        """``reached 97.3%`` (test accuracy), or ``diverged``."""
+        return "diverged" if self.result.status == "diverged" else f"reached {self.accuracy:.1%}"
 
     @property
     def best_accuracy(self) -> float:

@@ -154,11 +154,18 @@ def _forget_bias(m: nn.RNNBase, suffix: str) -> float:
 
 
 def weight_conditions(model: nn.Module) -> list[WeightCondition]:
-    """rho and sigma_max of every recurrent layer's W_hh, in float64 (see module doc)."""
+    """rho and sigma_max of every recurrent layer's W_hh, in float64 (see module doc).
+
+    A W_hh holding NaN or inf gets NaN for every measured field.
+    """
     out = []
     for name, mode, w, gates, forget in _recurrent_weights(model):
         h = w.shape[1]
         blocks = w.detach().double().reshape(gates, h, h)
+        if not bool(torch.isfinite(blocks).all()):  # nothing to decompose: say so, as NaN
+            nan = float("nan")
+            out.append(WeightCondition(name, mode, nan, nan, GAMMA.get(mode), None, nan, forget))
+            continue
         rho = float(torch.linalg.eigvals(blocks).abs().max())
         svals = torch.linalg.svdvals(blocks)
         sigma = float(svals.max())

@@ -166,8 +166,9 @@ class GradientMonitor:
         return new
 
     def _alarm(self, kind: str, message: str, value: float = float("nan")) -> Alarm:
-        # the weights as they are now: advice they already follow is left out
-        advice = remedies(kind, weight_conditions(self.model))
+        # the weights as they are now: advice they already follow is left out (NaN advice
+        # does not depend on them, and NaN weights have no singular values to read)
+        advice = remedies(kind, [] if kind == "nan" else weight_conditions(self.model))
         return Alarm(self.steps, kind, message, tuple(advice), value)
 
     def _check_finite(self, loss) -> list[Alarm]:
@@ -210,6 +211,14 @@ class GradientMonitor:
                 grads = layer_gradients(self.model, xb, loss)
         finally:
             self.model.train(training)
+        steps = xb.shape[1 - self._xdim]
+        ran = {g.total.shape[1] for g in grads}  # (N, T, H) each
+        if self.batch_dim is None and steps not in ran:
+            raise ValueError(
+                f"GradientMonitor: x has {steps} steps along dimension {1 - self._xdim} (time, "
+                f"if the batch is dimension {self._xdim} as the recurrent modules' "
+                f"batch_first says), but the recurrent layers ran {sorted(ran)} steps; the "
+                f"model probably transposes x. Pass batch_dim= (0 for (N, T, ...) input)")
         try:
             trace = Trace.from_gradients(grads)
         except ValueError:  # exactly zero at every step

@@ -175,8 +175,10 @@ def row_norms(t: Tensor) -> Tensor:
     """
     t = t.double()
     scale = t.abs().amax(dim=-1, keepdim=True)
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return (t / safe).norm(dim=-1) * scale.squeeze(-1)
+    safe = torch.where((scale > 0) & torch.isfinite(scale), scale, torch.ones_like(scale))
+    scaled = (t / safe).norm(dim=-1) * safe.squeeze(-1)
+    # an inf entry gives inf and a NaN gives NaN, as in the plain norm
+    return torch.where(torch.isfinite(scale.squeeze(-1)), scaled, t.norm(dim=-1))
 
 
 def _fused_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:

@@ -6,7 +6,7 @@ architecture. :func:`grid` builds the list of :class:`~vanishing.train.TrainConf
 :func:`run_sweep` runs it into a results store (:mod:`vanishing.store`)::
 
     configs = grid("adding", ["rnn_tanh", "lstm"], [10, 50, 100], seeds=3, steps=2000)
-    run_sweep(configs, "results.sqlite")             # workers=2, or ray="auto"
+    run_sweep(configs, "results.sqlite", workers=2)  # or ray="auto"
     cells = best_cells(summarize(open_store("results.sqlite", readonly=True).records()))
 
 (the summaries live in :mod:`vanishing.sweep_summary`; they are re-exported here.)
@@ -14,9 +14,11 @@ architecture. :func:`grid` builds the list of :class:`~vanishing.train.TrainConf
 A trial (:func:`run_trial`) is one ``train(config)`` followed by a probe of the trained
 model: the total dL/dh_t on a held-out batch with the task's loss, in float64, and its
 gradient horizon (``Trace.horizon(1e-3)``, the largest lag whose gradient is still above
-1e-3 of the last step's). Trials run in a pool of spawned processes, by default one per
-CPU this process may use (:func:`default_workers`; ``workers=n`` for n), in this process
-one after another (``workers=1``), or as Ray tasks (``ray="auto"``, a cluster address
+1e-3 of the last step's). Trials run in this process one after another (``workers=1``,
+the library's default), in a pool of ``workers`` spawned processes (``vanishing sweep``
+defaults to one per CPU this process may use, :func:`default_workers`; a script that
+asks for a pool needs the usual ``if __name__ == "__main__":`` guard, since each spawned
+worker imports the main module), or as Ray tasks (``ray="auto"``, a cluster address
 ``HOST:PORT``, checked to answer before anything else is done, or ``"local"`` to start a
 Ray instance here); every trial runs with one torch thread.
 Only the driver writes to the store, one transaction per trial, so a sweep killed at
@@ -158,12 +160,15 @@ def gradient_horizon(result: TrainResult, *, threshold: float = HORIZON_THRESHOL
     """(horizon, T) of the trained model on a held-out batch, probed in float64.
 
     The model is copied to float64 so gradients below float32's range are measured as
-    the small numbers they are; the loss is the task's own. The batch is drawn from
-    ``Generator().manual_seed(PROBE_SEED + seed)``, apart from the training streams.
+    the small numbers they are; the loss is the task's own. The batch is the task's test
+    part (``task.heldout(part="test")``; for a generated task, ``batch`` fresh sequences
+    from ``Generator().manual_seed(PROBE_SEED + seed)``, apart from the training streams;
+    for ``digits``, the first ``batch`` test images).
     """
     config, task = result.config, result.task
     gen = torch.Generator().manual_seed(PROBE_SEED + config.seed)
-    x, y = task.sample(config.length, batch, gen)
+    x, y = task.heldout(config.length, batch, gen, "test")
+    x, y = x[:batch], y[:batch]
     x = x.double() if x.is_floating_point() else x
     y = y.double() if y.is_floating_point() else y
     model = copy.deepcopy(result.model).double()
@@ -246,7 +251,7 @@ def run_sweep(
     configs: Sequence[TrainConfig],
     db,
     *,
-    workers: int | None = None,
+    workers: int = 1,
     ray: str | None = None,
     retry_failed: bool = False,
     progress: Progress | None = None,
@@ -257,9 +262,10 @@ def run_sweep(
         configs: the trials (duplicates run once).
         db: path of the SQLite results store (created if missing; a foreign or corrupt
             file raises :class:`~vanishing.store.StoreError` and is left untouched).
-        workers: the size of the pool of spawned processes; 1 runs trials here one after
-            another; None: :func:`default_workers`. With ``ray="local"``: the CPUs of the
-            Ray instance.
+        workers: 1 (the default) runs trials here one after another; more, the size of a
+            pool of spawned processes (guard the calling script with ``if __name__ ==
+            "__main__":``; :func:`default_workers` gives one per CPU). With
+            ``ray="local"``: the CPUs of the Ray instance.
         ray: None (no Ray), ``"auto"`` or a cluster address ``HOST:PORT`` (see
             :func:`check_ray_address`), or ``"local"``. If Ray is already initialised in
             this process, that connection is used. Ray is reached before the store is
@@ -269,7 +275,6 @@ def run_sweep(
     """
     start = time.perf_counter()
     trials = _check_configs(configs)
-    workers = default_workers() if workers is None else workers
     _checks.positive_int("workers", workers)
     if ray is not None:
         check_ray_address(ray)

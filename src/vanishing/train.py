@@ -8,13 +8,13 @@ The update rule the project teaches, written out for ``optimizer="sgd"``::
 its norm exceeds ``clip`` (Pascanu et al. 2013: the remedy for *exploding* gradients;
 it does nothing for vanishing ones).
 
-Held-out evaluation uses ``task.heldout``: fresh sequences from a generator separate
-from the training stream (for ``digits``: the test split), drawn once so every
-evaluation sees the same samples. Training stops early once
-the task's ``solved`` criterion holds on them. Because that set also chose when to stop,
-the finished model is scored once more on a second, untouched held-out set
-(``TrainResult.test``): the number to report. (``digits`` has one test split, which
-serves both.) A loss that becomes NaN or inf ends the run
+Held-out evaluation uses ``task.heldout(part="validation")``: fresh sequences from a
+generator separate from the training stream (for ``digits``: 144 validation images),
+drawn once so every evaluation sees the same samples. Training stops early once the
+task's ``solved`` criterion holds on them. Because that set also chose when to stop,
+the finished model is scored once more on ``task.heldout(part="test")``, a set nothing
+else looked at (fresh sequences from a third stream; for ``digits``, the 360 test
+images): ``TrainResult.test``, the number to report. A loss that becomes NaN or inf ends the run
 with status ``diverged``, keeping everything measured until then.
 
 Denormal floats are flushed to zero while training (``torch.set_flush_denormal``):
@@ -61,7 +61,7 @@ class TrainConfig:
         clip: gradient-norm clipping threshold, or None.
         seed: seeds the weights and the data streams.
         eval_every: steps between held-out evaluations.  eval_size: held-out sequences
-            (tasks on a fixed dataset use their whole test split instead).
+            (tasks on a fixed dataset use fixed validation and test parts instead).
         early_stop: stop as soon as the task counts as solved on held-out data.
     """
 
@@ -118,9 +118,9 @@ class TrainResult:
             or ``diverged`` (loss became NaN or inf).
         steps: optimisation steps taken.  steps_to_solve: first step found solved, or None.
         history: one dict per evaluation: ``step``, ``train_loss`` and the task's metrics.
-        final: the last held-out metrics (on the set that decided early stopping).
-        test: metrics of the finished model on an untouched held-out set of the same size
-            (empty for a diverged run).  wall_time: seconds.
+        final: the last validation metrics (on the set that decided early stopping).
+        test: metrics of the finished model on the test part, which neither training nor
+            early stopping saw (empty for a diverged run).  wall_time: seconds.
     """
 
     config: TrainConfig
@@ -193,7 +193,7 @@ def train(
     task, model = build(config)
     data_gen = torch.Generator().manual_seed(2 * config.seed)
     eval_gen = torch.Generator().manual_seed(2 * config.seed + 1)
-    x_eval, y_eval = task.heldout(config.length, config.eval_size, eval_gen)
+    x_eval, y_eval = task.heldout(config.length, config.eval_size, eval_gen, "validation")
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=config.lr) if config.optimizer == "adam" else None
 
@@ -236,7 +236,7 @@ def train(
     if result.status != "diverged":
         test_gen = torch.Generator().manual_seed(TEST_SEED_OFFSET + config.seed)
         result.test = evaluate(model, task, *task.heldout(config.length, config.eval_size,
-                                                          test_gen))
+                                                          test_gen, "test"))
     result.wall_time = time.perf_counter() - start
     return result
 

@@ -46,8 +46,8 @@ def handle_errors(func: F) -> F:
             if not isinstance(exc, MemoryError) and not _out_of_memory(exc):
                 raise  # a bug: keep the traceback
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "MemoryError"
-            raise fail(f"out of memory ({first}); try a smaller --length, --batch or "
-                       "--hidden-size") from None
+            raise fail(f"out of memory ({first}); try a shorter sequence, a smaller batch "
+                       "or fewer hidden units (see --help)") from None
 
     return wrapper  # type: ignore[return-value]
 

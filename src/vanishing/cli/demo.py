@@ -53,8 +53,9 @@ def _sentences(report: DemoReport) -> list[str]:
                   f"{report.chance:.1%}{peak}) while the {gated.name}, whose gated cell state "
                   f"carries the gradient across the gap, reached {ag:.1%}.")
     else:
-        second = (f"In this run the {plain.name} reached {ap:.1%} and the {gated.name} {ag:.1%} "
-                  f"(chance {report.chance:.1%}); try a longer --gap to see the plain RNN fail.")
+        second = (f"In this run the {plain.name} {plain.outcome()} and the {gated.name} "
+                  f"{gated.outcome()} (chance {report.chance:.1%}); try a longer --gap to see "
+                  "the plain RNN fail, or the default settings.")
     return [first, second]
 
 

@@ -25,7 +25,7 @@ from ._common import console, handle_errors
 __all__ = ["tasks_app", "list_tasks", "show", "guess", "parse_options", "default_length",
            "criterion", "MAX_SHOW_LENGTH"]
 
-MAX_SHOW_LENGTH = 10_000  # `show` prints every step of the sample
+MAX_SHOW_LENGTH = 10_000  # `show` prints every step of the sample; `guess` reads it per guess
 _WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 tasks_app = typer.Typer(
@@ -172,6 +172,9 @@ def guess(
     lengths = length or [100, 300]
     for n in lengths:
         _checks.positive_int("--length", n)
+        if n > MAX_SHOW_LENGTH:
+            raise ValueError(f"--length: at most {MAX_SHOW_LENGTH:,} (each guess reads 256 "
+                             f"sequences of that length), got {n:,}")
     _checks.positive_int("--seeds", seeds)
     table = Table(title=f"Random weight guessing on latch ({hidden_size}-unit tanh RNN, "
                         f"weights U[-{scale:g}, {scale:g}], up to {trials:,} guesses)",

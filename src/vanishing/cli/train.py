@@ -63,10 +63,10 @@ def train_command(
     else:
         result = train(config)
     table = Table(title=f"{model} on {task}, length {length} (seed {seed})",
-                  caption="held-out: the set that decided early stopping; test: an untouched "
-                          "set of the same size")
+                  caption="validation: the held-out set that decided early stopping; test: "
+                          "a held-out set that nothing else looked at")
     tested = {f"test {k}": v for k, v in result.test.items()}
-    for col in ("status", "steps", "steps to solve", *(f"held-out {k}" for k in result.final),
+    for col in ("status", "steps", "steps to solve", *(f"validation {k}" for k in result.final),
                 *tested, "chance loss", "time"):
         table.add_column(col, justify="right")
     table.add_row(result.status, str(result.steps), str(result.steps_to_solve or "-"),

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .. import _checks
 from .base import Task, register
 
 __all__ = ["RegressionTask", "AddingTask", "AddingH97Task"]
@@ -123,9 +124,7 @@ class AddingH97Task(RegressionTask):
     solved_accuracy = 0.99
 
     def __init__(self, jitter: bool = True) -> None:
-        if not isinstance(jitter, bool):
-            raise TypeError(f"jitter must be a bool, got {type(jitter).__name__}")
-        self.jitter = jitter
+        self.jitter = _checks.boolean("jitter", jitter)
 
     def sequence_length(self, length: int) -> int:
         """The longest sequence drawn: T + T // 10 (exactly T with ``jitter=False``)."""

@@ -21,7 +21,10 @@ from torch.nn import functional as F
 
 from .. import _checks
 
-__all__ = ["Task", "ClassificationTask", "TASKS", "register", "get_task", "task_names"]
+__all__ = ["Task", "ClassificationTask", "TASKS", "HELDOUT_PARTS", "register", "get_task",
+           "task_names"]
+
+HELDOUT_PARTS = ("validation", "test")
 
 
 class Task(abc.ABC):
@@ -69,13 +72,17 @@ class Task(abc.ABC):
     def sample(self, length: int, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw a batch ``(x, y)`` using only ``generator``."""
 
-    def heldout(self, length: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """The held-out set the trainer evaluates on.
+    def heldout(self, length: int, size: int, generator: torch.Generator,
+                part: str = "validation") -> tuple[Tensor, Tensor]:
+        """A held-out set: ``part="validation"`` (what early stopping looks at) or ``"test"``
+        (what is reported; nothing else looks at it).
 
-        Generated tasks draw ``size`` fresh sequences (the trainer passes a generator
-        separate from its training stream). Tasks built on a fixed dataset override this
-        to return data the model never trains on (``digits``: the other split, whole).
+        Generated tasks draw ``size`` fresh sequences from ``generator`` for either part
+        (the trainer passes a different generator for each, both apart from its training
+        stream). Tasks on a fixed dataset override this to return fixed parts of it that
+        the model never trains on (``digits``: 144 validation and 360 test images).
         """
+        _checks.one_of("held-out part", part, HELDOUT_PARTS)
         return self.sample(length, size, generator)
 
     @abc.abstractmethod

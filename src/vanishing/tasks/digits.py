@@ -8,16 +8,16 @@ x: (N, 64, 1) floats, the pixels in row-major order scaled from {0..16} to [0, 1
 y: (N,) digit in [0, 10), read at the last step. One sample (generator seed 0; shades
 ``.:-=+*#%@`` from 0 to 1), shown as the image; x is its rows one after the other::
 
-    . . + # + * . .
-    . - @ + # @ - .
-    . - # . - @ : .
-    . . # * @ * . .
-    . . - @ @ = . .
-    . . + + - @ . .
-    . . # # - @ . .
-    . . - * + - . .  ->  8
+    . . + # # . . .
+    . = % # % + . .
+    . - % - * + . .
+    . . + @ % : . .
+    . . . % @ = . .
+    . . + + - @ - .
+    . . # - . # + .
+    . . + @ @ + . .  ->  8
 
-    x[:, :12, 0] = 0, 0, 0.5, 0.6875, 0.5, 0.625, 0, 0, 0, 0.1875, 0.9375, 0.5, ...
+    x[:, :12, 0] = 0, 0, 0.4375, 0.8125, 0.6875, 0.0625, 0, 0, 0, 0.375, 0.875, 0.75, ...
 
 ``digits-permuted`` reads the same pixels in one fixed random order, drawn by
 ``torch.randperm(64)`` from a ``torch.Generator`` seeded with :data:`PERMUTATION_SEED`
@@ -26,12 +26,15 @@ in time, so the dependencies are long.
 
 ``length`` must be 64 (the number of pixels); any other value is a ValueError.
 
-Held-out data: the dataset is split once, deterministically, into its first 1437 images
-(``split="train"``, 80%) and its last 360 (``split="test"``), in scikit-learn's order.
-``sample`` draws images uniformly with replacement from the chosen split.
-``heldout`` returns the *other* split, every image once, in order: the trainer
-evaluates on it, so a model trained on ``split="train"`` (the default) is scored, and
-judged solved, on the 360 test images it never saw.
+Held-out data: the dataset is split once, deterministically, in scikit-learn's order,
+into training images (the first 1293, ``split="train"``), validation images (the next
+144, which with the training images make the usual 80%) and test images (the last 360,
+``split="test"``). ``sample`` draws uniformly with replacement from the chosen split;
+``heldout(part="validation")`` and ``heldout(part="test")`` return those images whole,
+in order. The trainer stops early on the validation images and reports the test images,
+so a model trained on ``split="train"`` (the default) is scored on 360 images that
+neither training nor the stopping rule saw. (``split="test"`` is for looking at test
+images; a model trained on it has no test score worth the name.)
 
 Chance: the best input-blind predictor outputs the split's class frequencies p_c, with
 cross-entropy -sum_c p_c ln p_c (about ln 10). Solved: accuracy >= 0.9 (meant to be
@@ -45,13 +48,16 @@ import functools
 import torch
 from torch import Tensor
 
-from .base import ClassificationTask, register
+from .. import _checks
+from .base import HELDOUT_PARTS, ClassificationTask, register
 
-__all__ = ["DigitsTask", "PermutedDigitsTask", "PIXELS", "TRAIN_SIZE", "PERMUTATION_SEED",
+__all__ = ["DigitsTask", "PermutedDigitsTask", "PIXELS", "TRAIN_SIZE", "VALIDATION_SIZE",
+           "PERMUTATION_SEED",
            "load", "permutation"]
 
 PIXELS = 64
-TRAIN_SIZE = 1437  # the first 80% of the 1797 images; the rest is the test split
+TRAIN_SIZE = 1437  # the first 80% of the 1797 images (training + validation); then test
+VALIDATION_SIZE = 144  # the last 10% of those 1437: the images early stopping looks at
 PERMUTATION_SEED = 2015
 SPLITS = ("train", "test")
 SHADES = ".:-=+*#%@"  # 0 -> ".", 1 -> "@"
@@ -89,7 +95,8 @@ class DigitsTask(ClassificationTask):
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.split = split
         images, labels = load()
-        part = slice(0, TRAIN_SIZE) if split == "train" else slice(TRAIN_SIZE, None)
+        part = slice(0, TRAIN_SIZE - VALIDATION_SIZE) if split == "train" else \
+            slice(TRAIN_SIZE, None)
         self.images, self.labels = images[part], labels[part]
 
     def check(self, length: int, batch: int, generator: torch.Generator) -> None:
@@ -108,12 +115,16 @@ class DigitsTask(ClassificationTask):
         pick = torch.randint(0, len(self.labels), (batch,), generator=generator)
         return self.images[pick][:, self.order(), None], self.labels[pick]
 
-    def heldout(self, length: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """The other split, whole and in order: x (M, 64, 1), y (M,); ``size`` is ignored."""
+    def heldout(self, length: int, size: int, generator: torch.Generator,
+                part: str = "validation") -> tuple[Tensor, Tensor]:
+        """The validation (144) or test (360) images, whole and in order: x (M, 64, 1),
+        y (M,); ``size`` and ``generator`` are not used."""
         self.check(length, 1, generator)
+        _checks.one_of("held-out part", part, HELDOUT_PARTS)
         images, labels = load()
-        part = slice(TRAIN_SIZE, None) if self.split == "train" else slice(0, TRAIN_SIZE)
-        return images[part][:, self.order(), None], labels[part]
+        rows = slice(TRAIN_SIZE - VALIDATION_SIZE, TRAIN_SIZE) if part == "validation" else \
+            slice(TRAIN_SIZE, None)
+        return images[rows][:, self.order(), None], labels[rows]
 
     def chance_loss(self, length: int) -> float:
         """Entropy of the split's class frequencies, -sum p_c ln p_c."""
