@@ -352,10 +352,11 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="no time dimension"):
         input_gradients(Pooled(), x)
     assert hidden_gradients(Pooled(), x, lambda out: out.sum()).norms.shape == (5,)
-    seq_first = Net("gru", 1, batch_first=False)
-    with pytest.raises(ValueError, match="time first"):
-        hidden_gradients(seq_first, x.transpose(0, 1))  # (T=5, N=2, F): out[:, -1] is wrong
-    assert hidden_gradients(seq_first, x.transpose(0, 1), lambda out: out[-1].sum()).norms.size == 5
+    seq_first = Net("gru", 1, batch_first=False)  # (T=5, N=2, F): the default reads out[-1]
+    explicit = hidden_gradients(seq_first, x.transpose(0, 1), lambda out: out[-1].sum())
+    assert explicit.norms.size == 5
+    np.testing.assert_array_equal(hidden_gradients(seq_first, x.transpose(0, 1)).norms,
+                                  explicit.norms)
     with pytest.raises(ValueError, match="contains no torch.nn.RNN, LSTM or GRU"):
         hidden_gradients(nn.Linear(3, 3), x)
     with pytest.raises(ValueError, match="does not depend"):
@@ -576,3 +577,18 @@ def test_row_norms_scale_instead_of_squaring():
     odd = torch.tensor([[float("inf"), 1.0], [float("nan"), 1.0], [-float("inf"), 0.0]])
     got = row_norms(odd).numpy()
     assert got[0] == np.inf and np.isnan(got[1]) and got[2] == np.inf
+
+
+@pytest.mark.parametrize(("kind", "layers"), [("LSTM", 1), ("GRU", 2), ("RNN", 1)])
+def test_time_first_modules_get_the_last_step_loss_by_default(kind, layers):
+    # torch's own default layout, (T, N, F): the default loss reads out[-1], so the
+    # result equals the batch-first twin's with the same weights on the transposed input
+    time_first = getattr(nn, kind)(3, 8, layers).double()
+    batch_first = getattr(nn, kind)(3, 8, layers, batch_first=True).double()
+    batch_first.load_state_dict(time_first.state_dict())
+    x = torch.randn(30, 4, 3, generator=_gen(), dtype=torch.float64)
+    a = hidden_gradients(_Seq(time_first), x)
+    b = hidden_gradients(_Seq(batch_first), x.transpose(0, 1))
+    assert a.norms.shape == (30,)
+    np.testing.assert_allclose(a.norms, b.norms, rtol=1e-12)
+    assert set(a.layers) == set(b.layers)

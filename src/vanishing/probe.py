@@ -355,8 +355,11 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None
         if not records:
             raise ValueError(f"{type(model).__name__}.forward ran none of its recurrent "
                              f"modules on this input")
-        if loss is None:
-            loss = default_loss(model, x, steps=records[-1].hidden.shape[1])
+        if loss is None:  # time first only if every recurrent module says so
+            time_first = {m.batch_first for m in model.modules()
+                          if isinstance(m, nn.RNNBase)} == {False}
+            loss = default_loss(model, x, steps=records[-1].hidden.shape[1],
+                                batch_first=not time_first)
         value = _scalar(loss, output)
         wanted = [r.probe for r in records] + [r.hidden for r in records]
         grads = torch.autograd.grad(value, wanted, allow_unused=True)
@@ -381,7 +384,9 @@ def hidden_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> T
             is the model as trained; no ``.grad`` field is touched.
         x: whatever ``model`` takes, e.g. (N, T, H_in) floats or (N, T) token ids.
         loss: callable of the model's output returning a scalar; default: the sum of
-            the last time step's output (see :func:`default_loss`).
+            the last time step's output (see :func:`default_loss`): ``out[:, -1]``, or
+            ``out[-1]`` when every recurrent module is time first (``batch_first=False``,
+            torch's own default), with x then (T, N, H_in).
 
     Returns:
         A :class:`Trace`: ``norms`` of the last layer run, ``layers`` by name
