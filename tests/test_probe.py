@@ -592,3 +592,38 @@ def test_time_first_modules_get_the_last_step_loss_by_default(kind, layers):
     assert a.norms.shape == (30,)
     np.testing.assert_allclose(a.norms, b.norms, rtol=1e-12)
     assert set(a.layers) == set(b.layers)
+
+
+class _Ending(nn.Module):
+    """An LSTM whose per-step output ends in softmax or LayerNorm: sums that are constant."""
+
+    def __init__(self, end):
+        super().__init__()
+        self.rnn, self.head = nn.LSTM(3, 8, batch_first=True), nn.Linear(8, 5)
+        self.end = end
+
+    def forward(self, x):
+        y = self.head(self.rnn(x)[0])
+        return torch.softmax(y, -1) if self.end == "softmax" else nn.functional.layer_norm(
+            y, (5,))
+
+
+@pytest.mark.parametrize("end", ["softmax", "layernorm"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_default_loss_constant_in_the_states_is_an_error_not_a_noise_curve(end, dtype):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = _Ending(end).to(dtype)
+    x = torch.randn(4, 20, 3, generator=_gen()).to(dtype)
+    # the rounding may leave noise (the new check) or cancel exactly (the exact-zero one)
+    with pytest.raises(ValueError, match="does not depend on the hidden states"):
+        hidden_gradients(model, x)
+    # a loss that the states can change works, and matches an independent loop
+    trace = hidden_gradients(model, x, lambda out: out[:, -1, 0].sum())
+    assert trace.norms.shape == (20,) and trace.norms[-1] > 0
+
+
+def test_default_loss_check_leaves_healthy_models_alone():
+    model = build_model("lstm", 3, 8, 2, seed=0)  # readout "last": (N, C) logits
+    x = torch.randn(4, 20, 3, generator=_gen())
+    assert hidden_gradients(model, x).norms.shape == (20,)

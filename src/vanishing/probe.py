@@ -355,14 +355,17 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None
         if not records:
             raise ValueError(f"{type(model).__name__}.forward ran none of its recurrent "
                              f"modules on this input")
-        if loss is None:  # time first only if every recurrent module says so
+        default = loss is None
+        if default:  # time first only if every recurrent module says so
             time_first = {m.batch_first for m in model.modules()
                           if isinstance(m, nn.RNNBase)} == {False}
             loss = default_loss(model, x, steps=records[-1].hidden.shape[1],
                                 batch_first=not time_first)
         value = _scalar(loss, output)
         wanted = [r.probe for r in records] + [r.hidden for r in records]
-        grads = torch.autograd.grad(value, wanted, allow_unused=True)
+        grads = torch.autograd.grad(value, wanted, allow_unused=True, retain_graph=default)
+        if default and grads[-1] is not None and bool((grads[-1] != 0).any()):
+            _refuse_rounding_noise(value, output, records[-1].hidden, grads[-1])
     k = len(records)
     result = []
     for r, total, direct in zip(records, grads[:k], grads[k:], strict=True):
@@ -372,6 +375,26 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None
         result.append(LayerGradients(r, total, torch.zeros_like(total) if direct is None
                                      else direct))
     return result
+
+
+def _refuse_rounding_noise(value: Tensor, output, hidden: Tensor, direct: Tensor) -> None:
+    """Raise if the default loss is constant in the last layer's states up to rounding.
+
+    The sum of softmax probabilities is 1 and the sum of a LayerNorm output is fixed,
+    whatever the states: their gradient is rounding noise, which would be reported as a
+    gradient curve. ``direct`` (dL/dh through the readout only) is compared with what a
+    random loss of the same outputs would send back (see :func:`_gradient_ratio`); that
+    second backward pass runs through the readout alone, not back through time.
+    """
+    ratio = _gradient_ratio(value, output, hidden, direct)
+    tol = torch.finfo(direct.dtype).eps ** 0.5
+    if ratio < tol:
+        raise ValueError(
+            f"the default loss (the sum of the last step's output) does not depend on the "
+            f"hidden states: its gradient is {str(direct.dtype).removeprefix('torch.')} "
+            f"rounding noise ({ratio:.1e} times a random loss's, below {tol:.1e}), as for "
+            f"softmax probabilities or a LayerNorm output; pass loss=, e.g. the task's "
+            f"loss against targets")
 
 
 def hidden_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Trace:
