@@ -386,15 +386,13 @@ def _refuse_rounding_noise(value: Tensor, output, hidden: Tensor, direct: Tensor
     random loss of the same outputs would send back (see :func:`_gradient_ratio`); that
     second backward pass runs through the readout alone, not back through time.
     """
-    ratio = _gradient_ratio(value, output, hidden, direct)
-    tol = torch.finfo(direct.dtype).eps ** 0.5
-    if ratio < tol:
+    noise = _rounding_noise(value, output, hidden, direct)
+    if noise is not None:
         raise ValueError(
             f"the default loss (the sum of the last step's output) does not depend on the "
-            f"hidden states: its gradient is {str(direct.dtype).removeprefix('torch.')} "
-            f"rounding noise ({ratio:.1e} times a random loss's, below {tol:.1e}), as for "
-            f"softmax probabilities or a LayerNorm output; pass loss=, e.g. the task's "
-            f"loss against targets")
+            f"hidden states: its gradient is zero up to {noise}, as for softmax "
+            f"probabilities or a LayerNorm output; pass loss=, e.g. the task's loss against "
+            f"targets")
 
 
 def hidden_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Trace:
@@ -464,15 +462,13 @@ def input_gradients(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Tr
         if g is None or not bool((g != 0).any()):
             raise ValueError("the loss does not depend on the input x (dL/dx is exactly zero "
                              "at every step)")
-        ratio = _gradient_ratio(value, output, leaf, g)
-    tol = torch.finfo(g.dtype).eps ** 0.5
-    if ratio < tol:
+        noise = _rounding_noise(value, output, leaf, g)
+    if noise is not None:
         raise ValueError(
-            f"the loss does not depend on the input x: dL/dx is zero up to "
-            f"{str(g.dtype).removeprefix('torch.')} rounding ({ratio:.1e} times the gradient "
-            f"of a random loss of the same outputs, below {tol:.1e}), as for the sum of a "
-            f"LayerNorm output; pass a loss that x can change, e.g. the error against "
-            f"targets, or loss=None for a random projection of the last step's output")
+            f"the loss does not depend on the input x: dL/dx is zero up to {noise}, as for "
+            f"the sum of a LayerNorm output; pass a loss that x can change, e.g. the error "
+            f"against targets, or loss=None for a random projection of the last step's "
+            f"output")
     norms = row_norms(g).mean(0).numpy()
     return Trace(norms=norms, layers={"input": norms}, layer="input")
 
@@ -486,6 +482,17 @@ def _tensors(output) -> list[Tensor]:
     if isinstance(output, (tuple, list)):
         return [t for o in output for t in _tensors(o)]
     return []
+
+
+def _rounding_noise(value: Tensor, output, leaf: Tensor, g: Tensor) -> str | None:
+    """``None`` if ``g`` = dL/d``leaf`` is a real gradient; else why it is rounding noise
+    (its ratio to a random loss's, :func:`_gradient_ratio`, below sqrt(eps) of its dtype)."""
+    ratio = _gradient_ratio(value, output, leaf, g)
+    tol = torch.finfo(g.dtype).eps ** 0.5
+    if ratio >= tol:
+        return None
+    return (f"{str(g.dtype).removeprefix('torch.')} rounding ({ratio:.1e} times the gradient "
+            f"of a random loss of the same outputs, below {tol:.1e})")
 
 
 def _gradient_ratio(value: Tensor, output, leaf: Tensor, g: Tensor) -> float:
