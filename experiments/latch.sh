@@ -42,9 +42,9 @@ from pathlib import Path
 
 import torch
 
-from vanishing.plots_sweep import plot_horizon, plot_success
-from vanishing.store import open_store
-from vanishing.sweep_summary import best_cells, summarize
+from vanishing.report.sweep_figures import plot_horizon, plot_success
+from vanishing.sweep.store import open_store
+from vanishing.sweep.summary import best_cells, summarize
 from vanishing.tasks.latch import random_guessing
 
 out, lengths = Path(sys.argv[1]), [int(t) for t in sys.argv[2].split(",")]

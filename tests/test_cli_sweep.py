@@ -1,5 +1,6 @@
 """``vanishing sweep`` end to end (tiny budget), ``--report``, and its bad-input paths."""
 
+import importlib
 import os
 import socket
 import sqlite3
@@ -74,7 +75,7 @@ def test_tiny_sweep_then_rerun_then_report(tmp_path):
 
 
 def test_report_of_a_task_this_code_does_not_know(tmp_path):
-    from vanishing.store import open_store
+    from vanishing.sweep.store import open_store
     from vanishing.train import TrainConfig
 
     db, out = tmp_path / "future.sqlite", tmp_path / "figs"
@@ -101,7 +102,7 @@ def test_workers_default_to_a_process_pool(tmp_path, monkeypatch):
         calls.append(workers)
         return ((k, c, sweep_module.run_trial(c.to_dict())) for k, c in todo)
 
-    monkeypatch.setattr(sweep_module, "_pool_results", pool)
+    monkeypatch.setattr(importlib.import_module("vanishing.sweep.run"), "pool_results", pool)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     args = ["sweep", *SMALL, "--models", "lstm", "--lengths", "3", "--out", str(tmp_path)]
     result = runner.invoke(app, [*args, "--db", str(tmp_path / "a.sqlite")])
@@ -201,7 +202,7 @@ def test_foreign_db_is_refused_and_never_modified(mode, tmp_path):
 def test_report_of_missing_or_empty_store(tmp_path):
     result = runner.invoke(app, ["sweep", "--report", str(tmp_path / "none.sqlite")])
     assert result.exit_code == 2 and "does not exist" in result.output
-    from vanishing.store import open_store
+    from vanishing.sweep.store import open_store
 
     open_store(tmp_path / "empty.sqlite").close()
     result = runner.invoke(app, ["sweep", "--report", str(tmp_path / "empty.sqlite")])
@@ -209,12 +210,11 @@ def test_report_of_missing_or_empty_store(tmp_path):
 
 
 def test_a_store_created_for_a_sweep_that_never_ran_a_trial_is_removed(tmp_path, monkeypatch):
-    import vanishing.sweep as sweep_module
 
     def no_cluster(address, workers):
         raise ConnectionError("could not find a running Ray cluster")
 
-    monkeypatch.setattr(sweep_module, "_connect_ray", no_cluster)
+    monkeypatch.setattr(importlib.import_module("vanishing.sweep.run"), "connect_ray", no_cluster)
     args = ["sweep", *SMALL, "--models", "lstm", "--lengths", "3", "--out", str(tmp_path),
             "--ray", "auto"]
     db = tmp_path / "new.sqlite"

@@ -14,7 +14,7 @@ from vanishing.descent import (
     hessian_at,
     step_size_verdict,
 )
-from vanishing.plots_descent import locate_minimum, plot_descent
+from vanishing.descent.plot import locate_minimum, plot_descent
 
 PARABOLA = "(w-3)**2"
 
@@ -306,7 +306,7 @@ def test_plot_refuses_three_variables():
     ],
 )
 def test_plot_marks_the_true_minimum(f, spans, expected):
-    from vanishing.expr import parse_expression
+    from vanishing.descent.expr import parse_expression
 
     found = locate_minimum(parse_expression(f), spans)
     assert found is not None
@@ -315,7 +315,7 @@ def test_plot_marks_the_true_minimum(f, spans, expected):
 
 @pytest.mark.parametrize("f", ["w**3", "exp(-w)", "-(w**2)"])
 def test_no_minimum_is_marked_where_f_keeps_falling(f):
-    from vanishing.expr import parse_expression
+    from vanishing.descent.expr import parse_expression
 
     assert locate_minimum(parse_expression(f), [(-2.0, 2.0)]) is None
 

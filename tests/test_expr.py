@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vanishing.expr import (
+from vanishing.descent.expr import (
     MAX_DEPTH,
     MAX_LENGTH,
     MAX_NESTING,

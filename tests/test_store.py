@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from vanishing.store import (
+from vanishing.sweep.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     StoreError,

@@ -23,7 +23,7 @@ from ..demo import (
     decay_bar,
     run_demo,
 )
-from ..plots import plot_gradient_decay, plot_learning_curves
+from ..report.figures import plot_gradient_decay, plot_learning_curves
 from ..tasks.language import COUNTRY_POSITION
 from ._common import check_writable_dir, console, handle_errors, show_progress
 

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from vanishing.cli._common import console, handle_errors
-from vanishing.descent import StepRegime, StepVerdict, Trace, step_size_verdict
+from vanishing.descent import DescentPath, StepRegime, StepVerdict, step_size_verdict
 from vanishing.descent import descend as run_descent
-from vanishing.expr import Expression, parse_expression
+from vanishing.descent.expr import Expression, parse_expression
 
 __all__ = ["descend"]
 
@@ -80,7 +80,7 @@ def descend(
     for line in _summary(trace, tol) + _regime_lines(step_size_verdict(f, trace), trace):
         console.print(escape(line), soft_wrap=True)
     if plot is not None:
-        from vanishing.plots_descent import plot_descent  # matplotlib only when asked
+        from vanishing.descent.plot import plot_descent  # matplotlib only when asked
 
         plot_descent(f, trace, plot)
         console.print(f"plot: saved to {escape(str(plot))}")
@@ -98,7 +98,7 @@ def _parse_start(items: list[str]) -> list[float]:
     return values
 
 
-def _table(f: Expression, trace: Trace, rows: int) -> Table:
+def _table(f: Expression, trace: DescentPath, rows: int) -> Table:
     """1-D: step, w, L, dL/dw, update. n-D: step, coordinates, L, |grad|, |update|."""
     names = trace.variables
     one_d = len(names) == 1
@@ -126,7 +126,7 @@ def _table(f: Expression, trace: Trace, rows: int) -> Table:
     return table
 
 
-def _summary(trace: Trace, tol: float | None) -> list[str]:
+def _summary(trace: DescentPath, tol: float | None) -> list[str]:
     n = trace.steps
     if trace.status == "converged":
         why = f"|grad| <= {tol:g}" if tol is not None else "gradient exactly zero"
@@ -141,7 +141,7 @@ def _summary(trace: Trace, tol: float | None) -> list[str]:
     return [f"status: {status}", f"reached: {reached}"]
 
 
-def _regime_lines(verdict: StepVerdict | None, trace: Trace) -> list[str]:
+def _regime_lines(verdict: StepVerdict | None, trace: DescentPath) -> list[str]:
     """The curvature where the run ended and what it says about lr."""
     if verdict is None:
         return ["curvature: not finite anywhere along the path; no regime"]

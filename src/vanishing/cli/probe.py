@@ -159,7 +159,7 @@ def probe(
     for line in _summary(result):
         console.print(escape(line), soft_wrap=True)
     if plot is not None:
-        from vanishing.plots_probe import plot_diagnosis  # matplotlib only when asked
+        from vanishing.report.probe_figure import plot_diagnosis  # matplotlib only when asked
 
         plot_diagnosis(result, plot, title=f"{what}, T = {steps}")
         console.print(f"plot: saved to {escape(str(plot))}")

@@ -19,10 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import _checks
-from ..plots_sweep import sweep_figures
-from ..store import open_store
+from ..report.sweep_figures import sweep_figures
 from ..sweep import SweepSummary, check_ray_address, default_workers, grid, run_sweep
-from ..sweep_summary import Cell, best_cells, lr_text, summarize, table_rows, varying_fields
+from ..sweep.store import open_store
+from ..sweep.summary import SweepPoint, best_points, lr_text, summarize, table_rows, varying_fields
 from ..tasks import get_task, task_names
 from ..train import TrainConfig
 from ._common import check_writable_dir, console, handle_errors, show_progress
@@ -87,7 +87,7 @@ def _trial_line(done: int, total: int, record: dict) -> str:
     return f"{head}: {what}, loss {loss:.3g}{horizon} ({record['wall_time']:.1f} s)"
 
 
-def _budget(cells: list[Cell]) -> str:
+def _budget(cells: list[SweepPoint]) -> str:
     s = cells[0].setting
     clip = "no clipping" if s.get("clip") is None else f"clip {s['clip']:g}"
     heldout = ("the test split" if str(s.get("task", "")).startswith("digits")
@@ -129,7 +129,7 @@ def _report(records: list[dict], out: Path, markdown: bool) -> None:
     """Tables (success, horizon) and figures of the best cell per (task, model, length),
     and the messages of failed trials."""
     cells = summarize(records)
-    best = best_cells(cells)
+    best = best_points(cells)
     for task in sorted({c.task for c in best}):
         mine = [c for c in best if c.task == task]
         lr_note = (" @lr: the best of the learning rates tried (most seeds solved, then "

@@ -51,12 +51,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from vanishing.expr import Expression, parse_expression
+from .expr import Expression, parse_expression
 
 __all__ = [
     "Status",
     "StepRegime",
     "StepVerdict",
+    "DescentPath",
     "Trace",
     "classify_step_size",
     "curvature_at",
@@ -66,11 +67,11 @@ __all__ = [
 ]
 
 Status = Literal["converged", "max_steps", "diverged"]
-Loss = Callable[..., torch.Tensor]
+CostFunction = Callable[..., torch.Tensor]
 
 
 @dataclass(frozen=True, eq=False)
-class Trace:
+class DescentPath:
     """Everything gradient descent did. ``n`` is the number of steps taken.
 
     Attributes:
@@ -107,18 +108,18 @@ class Trace:
 
 
 def descend(
-    f: Loss | str,
+    f: CostFunction | str,
     start: float | Sequence[float],
     *,
     lr: float,
     steps: int,
     momentum: float = 0.0,
     tol: float | None = None,
-) -> Trace:
+) -> DescentPath:
     """Run at most ``steps`` steps of gradient descent on ``f`` from ``start``.
 
     Args:
-        f: an expression string (see :mod:`vanishing.expr`) or a callable taking one
+        f: an expression string (see :mod:`vanishing.descent.expr`) or a callable taking one
             0-d float64 tensor per coordinate, ``f(x, y)``, and returning a scalar tensor
             built with torch ops (gradients come from autograd).
         start: :math:`w_0`, a number or one number per variable.
@@ -166,7 +167,7 @@ def descend(
         gradients.append(grad)
         updates.append(velocity)
     dim = len(names)
-    return Trace(
+    return DescentPath(
         iterates=torch.stack(iterates).numpy(),
         losses=np.array(losses, dtype=np.float64),
         gradients=torch.stack(gradients).numpy(),
@@ -225,7 +226,7 @@ def classify_step_size(lr: float, curvature: float, *, rtol: float = 1e-9) -> St
     return StepRegime.OSCILLATING if r < 2 else StepRegime.DIVERGENT
 
 
-def hessian_at(f: Loss | str, point: float | Sequence[float]) -> np.ndarray:
+def hessian_at(f: CostFunction | str, point: float | Sequence[float]) -> np.ndarray:
     """The Hessian :math:`\\partial^2 L / \\partial w_i \\partial w_j` at ``point``, (dim, dim)."""
     fn, names = _as_loss(f)
     x = _check_start(point, names, who="hessian_at: point").requires_grad_(True)
@@ -234,7 +235,7 @@ def hessian_at(f: Loss | str, point: float | Sequence[float]) -> np.ndarray:
     return torch.stack(rows).detach().numpy()
 
 
-def curvature_at(f: Loss | str, point: float | Sequence[float]) -> float:
+def curvature_at(f: CostFunction | str, point: float | Sequence[float]) -> float:
     """The curvature ``a`` at ``point``: :math:`L''(w)` in 1-D, :math:`\\lambda_{\\max}` in n-D."""
     h = hessian_at(f, point)
     if not np.all(np.isfinite(h)):
@@ -259,7 +260,7 @@ class StepVerdict:
     point: np.ndarray
 
 
-def step_size_verdict(f: Loss | str, trace: Trace) -> StepVerdict | None:
+def step_size_verdict(f: CostFunction | str, trace: DescentPath) -> StepVerdict | None:
     """Classify ``trace.lr`` by the curvature at the last iterate where all is finite.
 
     "All" is the iterate, its loss and the Hessian. For a run that converged this is
@@ -280,7 +281,7 @@ def step_size_verdict(f: Loss | str, trace: Trace) -> StepVerdict | None:
     return None
 
 
-def _as_loss(f: Loss | str) -> tuple[Loss, tuple[str, ...] | None]:
+def _as_loss(f: CostFunction | str) -> tuple[CostFunction, tuple[str, ...] | None]:
     """The callable and its variable names (``None``: unknown, e.g. ``*args``)."""
     if isinstance(f, str):
         f = parse_expression(f)
@@ -325,14 +326,14 @@ def _check_settings(lr: float, steps: int, momentum: float, tol: float | None) -
         raise ValueError(f"descend: expected tol >= 0 (finite) or None, got {tol!r}")
 
 
-def _value_and_grad(fn: Loss, w: torch.Tensor) -> tuple[float, torch.Tensor]:
+def _value_and_grad(fn: CostFunction, w: torch.Tensor) -> tuple[float, torch.Tensor]:
     """:math:`L(w)` and :math:`\\nabla L(w)` by autograd."""
     x = w.detach().clone().requires_grad_(True)
     loss = _call(fn, x)
     return float(loss.detach()), _grad(loss, x).detach()
 
 
-def _call(fn: Loss, x: torch.Tensor) -> torch.Tensor:
+def _call(fn: CostFunction, x: torch.Tensor) -> torch.Tensor:
     """``fn`` gets one 0-d tensor per coordinate and must return a scalar tensor."""
     loss = fn(*x.unbind())
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -364,3 +365,7 @@ def _finite(t: torch.Tensor) -> bool:
 
 def _norm(t: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(t))
+
+
+#: The older name of :class:`DescentPath`, kept so code written against it keeps working.
+Trace = DescentPath

@@ -13,8 +13,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from vanishing.descent import Trace
-from vanishing.expr import Expression, parse_expression
+from .core import DescentPath
+from .expr import Expression, parse_expression
 
 __all__ = ["GROWTH_LIMIT", "MAX_ARROWS", "locate_minimum", "plot_descent"]
 
@@ -24,7 +24,7 @@ GROWTH_LIMIT = 1e12  # stop drawing a diverging path here; matplotlib overflows 
 
 def plot_descent(
     f: Callable[..., torch.Tensor] | str,
-    trace: Trace,
+    trace: DescentPath,
     path: str | Path | None = None,
     *,
     title: str | None = None,
@@ -157,7 +157,7 @@ def _path(ax: Axes, xy: np.ndarray, end_label: str) -> None:
     ax.plot(*xy[-1], "*", color="tab:red", ms=14, label=end_label)
 
 
-def _shown(trace: Trace) -> int:
+def _shown(trace: DescentPath) -> int:
     """How many iterates to draw: the prefix that stays finite and within GROWTH_LIMIT."""
     size = np.abs(np.column_stack([trace.iterates, trace.losses]))  # inf/NaN compare False
     bound = GROWTH_LIMIT * max(1.0, float(size[0].max()))
@@ -187,7 +187,7 @@ def _evaluate(f: Callable, *grids: np.ndarray) -> np.ndarray:
     return np.array(values).reshape(grids[0].shape)
 
 
-def _default_title(f: Callable, trace: Trace) -> str:
+def _default_title(f: Callable, trace: DescentPath) -> str:
     name = f.text if isinstance(f, Expression) else "L"
     momentum = f", momentum={trace.momentum:g}" if trace.momentum else ""
     return f"{name}\nlr={trace.lr:g}{momentum}, {trace.steps} steps, {trace.status}"

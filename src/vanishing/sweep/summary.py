@@ -1,7 +1,7 @@
-"""Summaries of a sweep's store rows: cells (one setting over seeds), best lr, tables.
+"""Summaries of a sweep's store rows: points of the grid (one setting over seeds), best lr, tables.
 
-:func:`summarize` groups the rows of :mod:`vanishing.store` by their config without the
-seed into :class:`Cell` s; :func:`best_cells` keeps the best learning rate of each
+:func:`summarize` groups the rows of :mod:`vanishing.sweep.store` by their config without the
+seed into :class:`SweepPoint` s; :func:`best_points` keeps the best learning rate of each
 (task, model, length); :func:`table_rows` turns them into the model x length tables that
 ``vanishing sweep`` prints and ``docs/results.md`` shows. Everything here reads the
 store's rows alone, so a report can be redrawn without rerunning a trial.
@@ -15,14 +15,15 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from . import _checks
-from .models import MODELS
+from .. import _checks
+from ..models import MODELS
 
-__all__ = ["Cell", "summarize", "best_cells", "varying_fields", "lr_text", "table_rows"]
+__all__ = ["SweepPoint", "Cell", "summarize", "best_points", "best_cells", "varying_fields",
+           "lr_text", "table_rows"]
 
 
 @dataclass
-class Cell:
+class SweepPoint:
     """The trials of one setting (task, model, length, lr and every other field) over seeds.
 
     Attributes:
@@ -31,7 +32,7 @@ class Cell:
         diverged, failed: counts (failed trials are not counted as measured).
         steps_to_solve: of the solved trials.  horizons: gradient horizons measured.
         losses: final held-out losses.  probe_length: time steps the probe read.
-        lrs_tried: set by :func:`best_cells`: the lrs this cell was chosen from.
+        lrs_tried: set by :func:`best_points`: the lrs this cell was chosen from.
     """
 
     task: str
@@ -68,15 +69,15 @@ class Cell:
         return statistics.median(ok) if ok else None
 
 
-def summarize(records: Sequence[dict]) -> list[Cell]:
+def summarize(records: Sequence[dict]) -> list[SweepPoint]:
     """Group store rows by their config without the seed; cells in model, length, lr order."""
-    cells: dict[str, Cell] = {}
+    cells: dict[str, SweepPoint] = {}
     for r in records:
         setting = {k: v for k, v in r["config"].items() if k != "seed"}
         key = json.dumps(setting, sort_keys=True)
         cell = cells.get(key)
         if cell is None:
-            cell = cells[key] = Cell(r["task"], r["model"], r["length"], r["lr"], setting)
+            cell = cells[key] = SweepPoint(r["task"], r["model"], r["length"], r["lr"], setting)
         if r["status"] == "failed":
             cell.failed += 1
             continue
@@ -94,15 +95,15 @@ def summarize(records: Sequence[dict]) -> list[Cell]:
     return sorted(cells.values(), key=_order)
 
 
-def _order(c: Cell) -> tuple:
+def _order(c: SweepPoint) -> tuple:
     rank = list(MODELS).index(c.model) if c.model in MODELS else len(MODELS)
     return (c.task, rank, c.model, c.length, c.lr)
 
 
-def best_cells(cells: Sequence[Cell]) -> list[Cell]:
+def best_points(cells: Sequence[SweepPoint]) -> list[SweepPoint]:
     """The best setting per (task, model, length): most seeds solved, then fewest median
     steps to solve, then lowest median final loss. Each carries the ``lrs_tried``."""
-    groups: dict[tuple, list[Cell]] = {}
+    groups: dict[tuple, list[SweepPoint]] = {}
     for c in cells:
         groups.setdefault((c.task, c.model, c.length), []).append(c)
     inf = float("inf")
@@ -115,7 +116,7 @@ def best_cells(cells: Sequence[Cell]) -> list[Cell]:
     return sorted(best, key=_order)
 
 
-def varying_fields(cells: Sequence[Cell]) -> list[str]:
+def varying_fields(cells: Sequence[SweepPoint]) -> list[str]:
     """Config fields other than model, length and lr whose values differ between cells
     of the same task (a store that mixes, say, two step budgets)."""
     out = set()
@@ -135,7 +136,8 @@ def lr_text(lr: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
-def table_rows(cells: Sequence[Cell], what: str = "success") -> tuple[list[str], list[list[str]]]:
+def table_rows(cells: Sequence[SweepPoint], what: str = "success"
+               ) -> tuple[list[str], list[list[str]]]:
     """A model x length table of best cells (one task) as text: (header, rows).
 
     ``what="success"``: ``solved/measured (median steps to solve)``, plus ``@lr`` when
@@ -158,7 +160,7 @@ def table_rows(cells: Sequence[Cell], what: str = "success") -> tuple[list[str],
     return header, rows
 
 
-def _success_text(c: Cell) -> str:
+def _success_text(c: SweepPoint) -> str:
     text = f"{c.solved}/{c.measured}"
     if c.median_steps is not None:
         text += f" ({c.median_steps:.0f})"
@@ -169,7 +171,12 @@ def _success_text(c: Cell) -> str:
     return text
 
 
-def _horizon_text(c: Cell) -> str:
+def _horizon_text(c: SweepPoint) -> str:
     if c.median_horizon is None:
         return "-"
     return f"{c.median_horizon:.0f} of {c.probe_length - 1}"
+
+
+#: Older names, kept so code written against them keeps working.
+Cell = SweepPoint
+best_cells = best_points

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .diagnose import Diagnosis
-from .plots import save
+from ..diagnose import Diagnosis
+from .figures import save
 
 __all__ = ["plot_diagnosis"]
 

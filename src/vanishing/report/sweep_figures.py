@@ -1,7 +1,7 @@
 """Figures of a sweep: success against length, and gradient horizon against length.
 
-Both take the best cells of one task (:func:`vanishing.sweep_summary.best_cells`), one line per
-model in :data:`vanishing.plots.COLORS`, and write a PNG on a fresh ``Figure`` (no
+Both take the best cells of one task (:func:`vanishing.sweep.summary.best_points`), one line per
+model in :data:`vanishing.report.figures.COLORS`, and write a PNG on a fresh ``Figure`` (no
 pyplot state, no window).
 """
 
@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import COLORS, save
-from .sweep_summary import Cell
+from ..sweep.summary import SweepPoint
+from .figures import COLORS, save
 
 __all__ = ["MARKERS", "plot_success", "plot_horizon", "sweep_figures"]
 
 
-def _by_model(cells: Sequence[Cell]) -> dict[str, list[Cell]]:
+def _by_model(cells: Sequence[SweepPoint]) -> dict[str, list[SweepPoint]]:
     tasks = {c.task for c in cells}
     if len(tasks) != 1:
         raise ValueError(f"a sweep figure shows one task, got {len(tasks)}: "
                          f"{', '.join(sorted(tasks)) or 'none'}")
-    out: dict[str, list[Cell]] = {}
+    out: dict[str, list[SweepPoint]] = {}
     for c in sorted(cells, key=lambda c: c.length):
         out.setdefault(c.model, []).append(c)
     return out
@@ -48,7 +48,7 @@ def _length_axis(ax, lengths: list[int]) -> None:
 
 
 def plot_success(
-    cells: Sequence[Cell],
+    cells: Sequence[SweepPoint],
     path: str | Path,
     *,
     baseline: Mapping[int, float] | None = None,
@@ -84,7 +84,8 @@ def plot_success(
     return save(fig, path)
 
 
-def plot_horizon(cells: Sequence[Cell], path: str | Path, *, title: str | None = None) -> Path:
+def plot_horizon(cells: Sequence[SweepPoint], path: str | Path, *,
+                 title: str | None = None) -> Path:
     """Median gradient horizon of the trained models against length (every seed as a dot).
 
     The horizon is the largest lag k at which ||dL/dh_(T-k)|| is still above 1e-3 of
@@ -119,7 +120,7 @@ def plot_horizon(cells: Sequence[Cell], path: str | Path, *, title: str | None =
     return save(fig, path)
 
 
-def sweep_figures(cells: Sequence[Cell], out: str | Path) -> list[Path]:
+def sweep_figures(cells: Sequence[SweepPoint], out: str | Path) -> list[Path]:
     """``sweep-<task>-success.png`` and ``sweep-<task>-horizon.png`` for every task."""
     out = Path(out)
     paths = []

@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .train import TrainConfig
+from ..train import TrainConfig
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "STATUSES", "FINISHED", "StoreError", "Store",
            "config_key", "canonical_json", "open_store"]

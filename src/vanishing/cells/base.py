@@ -1,0 +1,139 @@
+r"""The :class:`Cell` base: one time step, and everything the tool needs to know about it.
+
+A cell is ONE time step. The loop over time belongs to :func:`vanishing.unroll.unroll`::
+
+    xp = cell.project(x)                 # (N, L, G*H): input projection, all steps at once
+    state = cell.initial_state(N, x)
+    for xp_t in xp.unbind(1):            # unbind, not xp[:, t]: see FIELD-NOTES
+        state = cell.recur(xp_t, state)  # h_t = ... h_(t-1) ...
+
+Splitting the step into ``project`` (no recurrence, one big matmul) and ``recur`` (the
+part that carries h_(t-1) -> h_t) is what makes a Python loop over cells about as fast
+as the fused ``torch.nn`` modules on a CPU.
+
+Legend (as in ``torch.nn.RNN``)::
+
+    N = batch size, L = sequence length, H_in = input size, H = hidden size
+    G = number of gate blocks: 1 (Elman), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n)
+    S = state size: H for Elman and GRU, 2H for the LSTM's (h, c)
+
+What the rest of the library reads from a cell, so that a new cell is one file:
+
+=====================  ==============================================================
+``kind``               its registry name (``rnn_tanh``, ``lstm``, ...)
+``state_size``         how many tensors the state holds: 1 (``(h,)``) or 2 (``(h, c)``)
+``state_sizes``        their widths, e.g. ``(H, H)``; the first is always the hidden
+                       state h the probe reads
+``gates``              G, blocks of W_hh of shape (H, H) (init works block by block)
+``forget_gate``        index of the forget-gate block (LSTM), else None
+``gamma``              bound on |f'| of the nonlinearity (Pascanu et al. 2013), or None
+                       where the step is not f(W_hh h + ...) (gated cells)
+``jacobian``           ds_t/ds_(t-1), (N, S, S), in closed form, or None: then
+                       :mod:`vanishing.jacobian` takes it by autograd
+=====================  ==============================================================
+
+Parameters have the names, shapes and gate order of ``torch.nn.RNN/LSTM/GRU`` layer 0
+(``weight_ih`` (G*H, H_in), ``weight_hh`` (G*H, H), ``bias_ih`` (G*H,), ``bias_hh``
+(G*H,)), so a cell can share the very tensors of a fused module: see
+:func:`vanishing.cells.twin`.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import one_of, positive_int
+
+__all__ = ["Cell", "CELLS", "register", "make_cell"]
+
+#: name -> factory ``(input_size, hidden_size, bias=True) -> Cell``; filled by
+#: :func:`register` as each cell's file is imported.
+CELLS: dict[str, Callable[..., Cell]] = {}
+
+
+def register(name: str, factory: Callable[..., Cell]) -> Callable[..., Cell]:
+    """Add a cell to :data:`CELLS` under ``name``; returns ``factory``."""
+    if name in CELLS:
+        raise ValueError(f"a cell named {name!r} is registered already")
+    CELLS[name] = factory
+    return factory
+
+
+def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True) -> Cell:
+    """A cell by name (:data:`CELLS`: ``rnn_tanh``, ``rnn_relu``, ``rnn_linear``, ``lstm``,
+    ``gru``, and any cell registered since)."""
+    return CELLS[one_of("cell", name, CELLS)](input_size, hidden_size, bias=bias)
+
+
+class Cell(nn.Module, abc.ABC):
+    """Base class: parameters in ``torch.nn`` layout, the project/recur split, and the
+    facts about the recurrence listed in the module doc."""
+
+    kind: str = ""
+    gates: int = 1
+    state_size: int = 1
+    forget_gate: int | None = None
+    gamma: float | None = None
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__()
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        gh = self.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gh, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(gh, hidden_size))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(gh))
+            self.bias_hh = nn.Parameter(torch.empty(gh))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """PyTorch's default: every weight and bias ~ U(-sqrt(k), sqrt(k)), k = 1/H."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.uniform_(-bound, bound, generator=generator)
+
+    # -- the two halves of a step -------------------------------------------------
+    def project(self, x: Tensor) -> Tensor:
+        """Input projection W_ih x + b_ih for any leading shape: (..., H_in) -> (..., G*H)."""
+        return nn.functional.linear(x, self.weight_ih, self.bias_ih)
+
+    @abc.abstractmethod
+    def recur(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """One step given the projected input xp_t (N, G*H) and the previous state."""
+
+    def jacobian(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> Tensor | None:
+        """ds_t/ds_(t-1) at this step, (N, S, S), or None (no closed form: autograd)."""
+        return None
+
+    # -- conveniences ----------------------------------------------------------------
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        """Width of each state tensor; the first is the hidden state h."""
+        return (self.hidden_size,) * self.state_size
+
+    def initial_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        """Zeros of shape (batch, width), one per state tensor, with ``like``'s dtype and
+        device."""
+        return tuple(like.new_zeros(batch, w) for w in self.state_sizes)
+
+    def forward(self, x_t: Tensor, state: tuple[Tensor, ...] | None = None) -> tuple[Tensor, ...]:
+        """One step from a raw input x_t (N, H_in); returns the new state tuple."""
+        if state is None:
+            state = self.initial_state(x_t.shape[0], x_t)
+        return self.recur(self.project(x_t), state)
+
+    def _hh(self, h: Tensor) -> Tensor:
+        return nn.functional.linear(h, self.weight_hh, self.bias_hh)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"

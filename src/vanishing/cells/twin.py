@@ -1,0 +1,57 @@
+"""A cell that computes one layer of a fused ``torch.nn.RNN`` / ``LSTM`` / ``GRU``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import Cell, make_cell
+
+__all__ = ["TORCH_MODES", "twin"]
+
+#: ``nn.RNNBase.mode`` -> the registry name of the cell that computes it
+TORCH_MODES = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
+
+
+def twin(module: nn.RNNBase, layer: int = 0, reverse: bool = False) -> Cell:
+    """A cell that shares (not copies) one layer's parameters of a fused torch module.
+
+    ``module`` is a ``torch.nn.RNN``, ``LSTM`` or ``GRU``; ``layer`` picks the layer and
+    ``reverse`` the backward direction of a bidirectional module. Gradients computed
+    through the twin land in the module's own ``.grad`` fields.
+
+    Each weight is read through the module (``getattr(module, "weight_hh_l0")``) when the
+    twin is built, so a weight under ``torch.nn.utils.parametrize`` (orthogonal,
+    ``weight_norm``) is the tensor the module computes now, on the autograd path to its
+    underlying parameters, never assigned back. Build a new twin for every forward pass.
+    """
+    if not isinstance(module, nn.RNNBase):
+        raise TypeError(f"twin: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
+    if getattr(module, "proj_size", 0):
+        raise ValueError("twin: LSTM with proj_size > 0 is not supported")
+    if not 0 <= layer < module.num_layers:
+        raise ValueError(f"twin: layer must be in [0, {module.num_layers}), got {layer}")
+    if reverse and not module.bidirectional:
+        raise ValueError("twin: reverse=True needs a bidirectional module")
+    if module.mode not in TORCH_MODES:
+        raise ValueError(f"twin: unsupported recurrent mode {module.mode!r}")
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    w_ih = getattr(module, "weight_ih" + suffix)
+    with torch.device("meta"):  # build the shell without allocating, then share tensors
+        cell = make_cell(TORCH_MODES[module.mode], w_ih.shape[1], module.hidden_size,
+                         module.bias)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        if module.bias or name.startswith("weight"):
+            share(cell, name, getattr(module, name + suffix))
+    return cell
+
+
+def share(cell: nn.Module, name: str, value: Tensor) -> None:
+    """Make ``cell.<name>`` the tensor ``value``: registered as the parameter it is, or, for
+    a tensor a parametrization computed, held as a plain attribute (so it is not assigned
+    as a parameter, which ``nn.Module`` refuses)."""
+    if isinstance(value, nn.Parameter):
+        setattr(cell, name, value)
+    else:
+        cell._parameters.pop(name, None)
+        object.__setattr__(cell, name, value)
