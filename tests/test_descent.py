@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from vanishing.descent import (
+    DescentPath,
     StepRegime,
+    Trace,
     classify_step_size,
     curvature_at,
     descend,
@@ -28,23 +30,24 @@ def parabola(w):
 @pytest.mark.parametrize("w0", [-4.0, 10.0])
 def test_parabola_matches_closed_form(f, lr, w0):
     """w_k = 3 + (1 - 2 lr)^k (w_0 - 3), so L, dL/dw and the update follow too."""
-    trace = descend(f, w0, lr=lr, steps=30)
-    n = trace.steps
+    path = descend(f, w0, lr=lr, steps=30)
+    assert type(path) is DescentPath and Trace is DescentPath  # Trace: the older name
+    n = path.steps
     k = np.arange(n + 1)
     e = (1 - 2 * lr) ** k * (w0 - 3)  # w_k - 3
     scale = 1e-12 * abs(w0 - 3) * max(1.0, abs(1 - 2 * lr) ** 30)  # rounding, accumulated
-    if trace.status == "converged":  # fast enough to land on 3.0 exactly in float64
-        assert trace.final[0] == 3.0
+    if path.status == "converged":  # fast enough to land on 3.0 exactly in float64
+        assert path.final[0] == 3.0
         assert abs(e[-1]) < 1e-15
     else:
-        assert (trace.status, n) == ("max_steps", 30)
-    assert trace.iterates.shape == (n + 1, 1)
-    assert trace.updates.shape == (n, 1)
-    np.testing.assert_allclose(trace.iterates[:, 0], 3 + e, rtol=1e-12, atol=scale)
-    np.testing.assert_allclose(trace.losses, e**2, rtol=1e-10, atol=scale * abs(w0 - 3))
-    np.testing.assert_allclose(trace.gradients[:, 0], 2 * e, rtol=1e-10, atol=scale)
-    np.testing.assert_allclose(trace.updates[:, 0], -lr * 2 * e[:-1], rtol=1e-10, atol=scale)
-    assert trace.variables == ("w",)
+        assert (path.status, n) == ("max_steps", 30)
+    assert path.iterates.shape == (n + 1, 1)
+    assert path.updates.shape == (n, 1)
+    np.testing.assert_allclose(path.iterates[:, 0], 3 + e, rtol=1e-12, atol=scale)
+    np.testing.assert_allclose(path.losses, e**2, rtol=1e-10, atol=scale * abs(w0 - 3))
+    np.testing.assert_allclose(path.gradients[:, 0], 2 * e, rtol=1e-10, atol=scale)
+    np.testing.assert_allclose(path.updates[:, 0], -lr * 2 * e[:-1], rtol=1e-10, atol=scale)
+    assert path.variables == ("w",)
 
 
 def _observed_regime(errors):
@@ -75,10 +78,10 @@ def test_regimes_match_what_the_iterates_do(a, k):
     def f(w):
         return a / 2 * (w - c) ** 2
 
-    trace = descend(f, c + 2, lr=lr, steps=20)
-    observed = _observed_regime(trace.iterates[:, 0] - c)
+    path = descend(f, c + 2, lr=lr, steps=20)
+    observed = _observed_regime(path.iterates[:, 0] - c)
     assert classify_step_size(lr, a) == observed
-    verdict = step_size_verdict(f, trace)
+    verdict = step_size_verdict(f, path)
     assert verdict.curvature == pytest.approx(a, rel=1e-12)
     assert verdict.regime == observed
 
@@ -90,15 +93,15 @@ def test_regimes_match_what_the_iterates_do(a, k):
 def test_regime_of_a_non_quadratic_at_the_minimum_found(lr, regime):
     """cosh(w - 1) = (e^(w-1) + e^(1-w))/2 has its minimum at 1 with curvature cosh(0) = 1."""
     f = "exp(w-1)/2 + exp(1-w)/2"
-    trace = descend(f, 1.3, lr=lr, steps=200)
-    verdict = step_size_verdict(f, trace)
+    path = descend(f, 1.3, lr=lr, steps=200)
+    verdict = step_size_verdict(f, path)
     assert verdict.regime == regime
     if regime is StepRegime.DIVERGENT:
-        assert trace.status == "diverged"
+        assert path.status == "diverged"
         return
-    assert trace.final[0] == pytest.approx(1.0, abs=1e-9)
+    assert path.final[0] == pytest.approx(1.0, abs=1e-9)
     assert verdict.curvature == pytest.approx(1.0, rel=1e-9)
-    e = trace.iterates[:6, 0] - 1
+    e = path.iterates[:6, 0] - 1
     alternates = np.all(np.sign(e[1:]) == -np.sign(e[:-1]))
     assert alternates == (regime is StepRegime.OSCILLATING)
 
@@ -155,28 +158,28 @@ def _heavy_ball_reference(a, c, lr, beta, w0, steps):
 
 @pytest.mark.parametrize(("lr", "beta"), [(0.1, 0.9), (0.3, 0.5), (0.9, 0.3), (1.2, 0.5)])
 def test_heavy_ball_matches_its_recurrence(lr, beta):
-    trace = descend(PARABOLA, -4.0, lr=lr, steps=50, momentum=beta)
+    path = descend(PARABOLA, -4.0, lr=lr, steps=50, momentum=beta)
     expected = _heavy_ball_reference(2.0, 3.0, lr, beta, -4.0, 50)
-    np.testing.assert_allclose(trace.iterates[:, 0], expected, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(trace.updates[:, 0], np.diff(expected), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(path.iterates[:, 0], expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(path.updates[:, 0], np.diff(expected), rtol=1e-9, atol=1e-10)
 
 
 def test_heavy_ball_in_two_dimensions_is_two_recurrences():
-    trace = descend("x**2 + 10*y**2", (1.0, -2.0), lr=0.04, steps=40, momentum=0.8)
-    assert trace.variables == ("x", "y")
+    path = descend("x**2 + 10*y**2", (1.0, -2.0), lr=0.04, steps=40, momentum=0.8)
+    assert path.variables == ("x", "y")
     x = _heavy_ball_reference(2.0, 0.0, 0.04, 0.8, 1.0, 40)
     y = _heavy_ball_reference(20.0, 0.0, 0.04, 0.8, -2.0, 40)
-    np.testing.assert_allclose(trace.iterates, np.column_stack([x, y]), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(path.iterates, np.column_stack([x, y]), rtol=1e-10, atol=1e-12)
 
 
 def test_rosenbrock_with_small_lr_approaches_its_minimum():
     def rosenbrock(x, y):
         return (1 - x) ** 2 + 100 * (y - x**2) ** 2
 
-    trace = descend(rosenbrock, (0.0, 0.0), lr=1e-3, steps=5000)
-    assert trace.variables == ("x", "y")
-    assert np.all(np.diff(trace.losses) <= 0)  # lr below 2/L: the loss never goes up
-    distance = np.linalg.norm(trace.iterates - [1.0, 1.0], axis=1)
+    path = descend(rosenbrock, (0.0, 0.0), lr=1e-3, steps=5000)
+    assert path.variables == ("x", "y")
+    assert np.all(np.diff(path.losses) <= 0)  # lr below 2/L: the loss never goes up
+    distance = np.linalg.norm(path.iterates - [1.0, 1.0], axis=1)
     assert distance[-1] < 0.1 < distance[0]
     # with heavy-ball momentum it gets there
     fast = descend(rosenbrock, (-1.5, 2.0), lr=1e-3, steps=3000, momentum=0.9)
@@ -185,25 +188,25 @@ def test_rosenbrock_with_small_lr_approaches_its_minimum():
 
 def test_tol_stops_at_the_first_small_gradient():
     """|dL/dw| = 2 * 0.8^k * 7 on the parabola with lr = 0.1 from -4."""
-    trace = descend(PARABOLA, -4.0, lr=0.1, steps=1000, tol=1e-6)
+    path = descend(PARABOLA, -4.0, lr=0.1, steps=1000, tol=1e-6)
     first = math.ceil(math.log(1e-6 / 14) / math.log(0.8))
-    assert trace.status == "converged"
-    assert trace.steps == first
-    assert abs(trace.gradients[-1, 0]) <= 1e-6 < abs(trace.gradients[-2, 0])
+    assert path.status == "converged"
+    assert path.steps == first
+    assert abs(path.gradients[-1, 0]) <= 1e-6 < abs(path.gradients[-2, 0])
 
 
 def test_exact_minimum_converges_in_one_step():
-    trace = descend(PARABOLA, -4.0, lr=0.5, steps=30)
-    assert trace.status == "converged"
-    assert trace.steps == 1
-    assert trace.final[0] == 3.0
+    path = descend(PARABOLA, -4.0, lr=0.5, steps=30)
+    assert path.status == "converged"
+    assert path.steps == 1
+    assert path.final[0] == 3.0
 
 
 def test_period_two_never_converges():
-    trace = descend(PARABOLA, -4.0, lr=1.0, steps=30)
-    assert trace.status == "max_steps"
-    np.testing.assert_array_equal(trace.iterates[::2, 0], -4.0)
-    np.testing.assert_array_equal(trace.iterates[1::2, 0], 10.0)
+    path = descend(PARABOLA, -4.0, lr=1.0, steps=30)
+    assert path.status == "max_steps"
+    np.testing.assert_array_equal(path.iterates[::2, 0], -4.0)
+    np.testing.assert_array_equal(path.iterates[1::2, 0], 10.0)
 
 
 @pytest.mark.parametrize(
@@ -211,26 +214,26 @@ def test_period_two_never_converges():
     [(PARABOLA, -4.0, 1.5), ("-exp(w)", 0.0, 1.0), ("log(w)", 1.0, 0.5), ("w**4", 3.0, 0.5)],
 )
 def test_overflow_ends_as_diverged_without_an_exception(f, start, lr):
-    trace = descend(f, start, lr=lr, steps=5000)
-    assert trace.status == "diverged"
-    assert trace.steps < 5000
-    last = np.concatenate([trace.iterates[-1], [trace.losses[-1]], trace.gradients[-1]])
+    path = descend(f, start, lr=lr, steps=5000)
+    assert path.status == "diverged"
+    assert path.steps < 5000
+    last = np.concatenate([path.iterates[-1], [path.losses[-1]], path.gradients[-1]])
     assert not np.all(np.isfinite(last))
-    assert np.all(np.isfinite(trace.iterates[:-1]))
-    assert np.all(np.isfinite(trace.losses[:-1]))
+    assert np.all(np.isfinite(path.iterates[:-1]))
+    assert np.all(np.isfinite(path.losses[:-1]))
 
 
 def test_divergent_iterates_still_follow_the_closed_form():
-    trace = descend(PARABOLA, -4.0, lr=1.5, steps=5000)
+    path = descend(PARABOLA, -4.0, lr=1.5, steps=5000)
     k = np.arange(20)
-    np.testing.assert_allclose(trace.iterates[:20, 0], 3 + (-2.0) ** k * -7, rtol=1e-12)
+    np.testing.assert_allclose(path.iterates[:20, 0], 3 + (-2.0) ** k * -7, rtol=1e-12)
 
 
 def test_callable_names_its_variables():
-    trace = descend(lambda a, b: a**2 + b**2, [1.0, 1.0], lr=0.1, steps=3)
-    assert trace.variables == ("a", "b")
-    trace = descend(lambda *w: sum(x**2 for x in w), [1.0, 1.0, 1.0], lr=0.1, steps=3)
-    assert trace.variables == ("w1", "w2", "w3")
+    path = descend(lambda a, b: a**2 + b**2, [1.0, 1.0], lr=0.1, steps=3)
+    assert path.variables == ("a", "b")
+    path = descend(lambda *w: sum(x**2 for x in w), [1.0, 1.0, 1.0], lr=0.1, steps=3)
+    assert path.variables == ("w1", "w2", "w3")
 
 
 @pytest.mark.parametrize(
@@ -278,19 +281,38 @@ def test_bad_functions_are_value_errors():
     [(PARABOLA, -4.0, 1.5), ("log(w)", 1.0, 0.5), ("x**2 + 10*y**2", (1.0, -2.0), 0.11)],
 )
 def test_plot_of_a_diverged_run_draws_the_finite_prefix(f, start, lr):
-    trace = descend(f, start, lr=lr, steps=5000)
-    assert trace.status == "diverged"
-    fig = plot_descent(f, trace)
+    path = descend(f, start, lr=lr, steps=5000)
+    assert path.status == "diverged"
+    fig = plot_descent(f, path)
     fig.canvas.draw()  # would overflow inside matplotlib if inf or 1e300 reached the axes
     (ax,) = fig.axes
-    assert ax.get_legend() is not None
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    (drawn,) = [line for line in ax.get_lines() if line.get_label() == "iterates"]
+    shown = len(drawn.get_xdata())  # iterates w_0 .. w_(shown - 1)
+    assert 1 < shown < len(path.iterates)
+    assert "start" in labels and f"step {shown - 1} (of {path.steps})" in labels
+    assert np.all(np.isfinite(drawn.get_xydata()))
     assert all(np.isfinite(ax.get_xlim())) and all(np.isfinite(ax.get_ylim()))
 
 
+def test_plot_of_a_diverged_parabola_stops_at_the_growth_limit():
+    """L(w_k) = 49 * 4^k from w_0 = -4 at lr 1.5: within 1e12 * 49 up to k = 19."""
+    path = descend(PARABOLA, -4.0, lr=1.5, steps=5000)
+    (ax,) = plot_descent(PARABOLA, path).axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"step 19 (of {path.steps})" in labels
+
+
+def test_plot_refuses_what_is_not_a_descent_path():
+    with pytest.raises(TypeError, match="expected the DescentPath that descend returned, got "
+                                        "ndarray"):
+        plot_descent(PARABOLA, np.zeros((3, 1)))
+
+
 def test_plot_refuses_three_variables():
-    trace = descend("x**2 + y**2 + z**2", (1.0, 1.0, 1.0), lr=0.1, steps=2)
+    path = descend("x**2 + y**2 + z**2", (1.0, 1.0, 1.0), lr=0.1, steps=2)
     with pytest.raises(ValueError, match="expected a function of 1 or 2 variables, got 3"):
-        plot_descent("x**2 + y**2 + z**2", trace)
+        plot_descent("x**2 + y**2 + z**2", path)
 
 
 # The minimum the plot marks, against minima known in closed form.
@@ -309,7 +331,6 @@ def test_plot_marks_the_true_minimum(f, spans, expected):
     from vanishing.descent.expr import parse_expression
 
     found = locate_minimum(parse_expression(f), spans)
-    assert found is not None
     assert found == pytest.approx(expected, abs=1e-6)
 
 
@@ -321,8 +342,8 @@ def test_no_minimum_is_marked_where_f_keeps_falling(f):
 
 
 def test_plot_legend_names_start_end_and_minimum():
-    trace = descend(PARABOLA, -4.0, lr=0.1, steps=5)  # stops well short of w = 3
-    fig = plot_descent(PARABOLA, trace)
+    path = descend(PARABOLA, -4.0, lr=0.1, steps=5)  # stops well short of w = 3
+    fig = plot_descent(PARABOLA, path)
     (ax,) = fig.axes
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "start" in labels and "end" in labels and "minimum (3)" in labels

@@ -23,7 +23,8 @@ def descend(
     expression: Annotated[
         str,
         typer.Argument(
-            help="Loss as a formula, e.g. '(w-3)**2' or '(1-x)**2 + 100*(y-x**2)**2'. "
+            help="The cost function L as a formula, e.g. '(w-3)**2' or "
+            "'(1-x)**2 + 100*(y-x**2)**2'. "
             "Allowed: numbers, variables, + - * / **, exp log sin cos tanh sqrt abs. "
             "Wrap a formula that starts with '-' in parentheses: '(-w**2)'."
         ),
@@ -75,14 +76,14 @@ def descend(
             f"--plot draws functions of 1 or 2 variables, got {len(f.variables)} "
             f"({', '.join(f.variables)})"
         )
-    trace = run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
-    console.print(_table(f, trace, rows))
-    for line in _summary(trace, tol) + _regime_lines(step_size_verdict(f, trace), trace):
+    path = run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
+    console.print(_table(f, path, rows))
+    for line in _summary(path, tol) + _regime_lines(step_size_verdict(f, path), path):
         console.print(escape(line), soft_wrap=True)
     if plot is not None:
         from vanishing.descent.plot import plot_descent  # matplotlib only when asked
 
-        plot_descent(f, trace, plot)
+        plot_descent(f, path, plot)
         console.print(f"plot: saved to {escape(str(plot))}")
 
 
@@ -98,9 +99,9 @@ def _parse_start(items: list[str]) -> list[float]:
     return values
 
 
-def _table(f: Expression, trace: DescentPath, rows: int) -> Table:
+def _table(f: Expression, path: DescentPath, rows: int) -> Table:
     """1-D: step, w, L, dL/dw, update. n-D: step, coordinates, L, |grad|, |update|."""
-    names = trace.variables
+    names = path.variables
     one_d = len(names) == 1
     table = Table(
         title=escape(f"L({', '.join(names)}) = {f.text}"), box=box.SIMPLE_HEAD, pad_edge=False
@@ -109,7 +110,7 @@ def _table(f: Expression, trace: DescentPath, rows: int) -> Table:
     headers += [f"dL/d{names[0]}", "update"] if one_d else ["|grad|", "|update|"]
     for header in headers:
         table.add_column(header, justify="right", overflow="fold")
-    n = len(trace.iterates)
+    n = len(path.iterates)
     if rows <= 0 or n <= rows:
         shown = list(range(n))
     else:
@@ -117,50 +118,52 @@ def _table(f: Expression, trace: DescentPath, rows: int) -> Table:
     for i, k in enumerate(shown):
         if i and k != shown[i - 1] + 1:
             table.add_row(*["..."] * len(headers))
-        grad, update = trace.gradients[k], trace.updates[k] if k < trace.steps else None
+        grad, update = path.gradients[k], path.updates[k] if k < path.steps else None
         if one_d:
             tail = [_num(grad[0]), "" if update is None else _num(update[0])]
         else:
             tail = [_num(_norm(grad)), "" if update is None else _num(_norm(update))]
-        table.add_row(str(k), *map(_num, trace.iterates[k]), _num(trace.losses[k]), *tail)
+        table.add_row(str(k), *map(_num, path.iterates[k]), _num(path.losses[k]), *tail)
     return table
 
 
-def _summary(trace: DescentPath, tol: float | None) -> list[str]:
-    n = trace.steps
-    if trace.status == "converged":
+def _summary(path: DescentPath, tol: float | None) -> list[str]:
+    """Why the run stopped, and where: the last iterate, its loss and its gradient norm."""
+    n = path.steps
+    if path.status == "converged":
         why = f"|grad| <= {tol:g}" if tol is not None else "gradient exactly zero"
-        status = f"converged after {n} step{'s' * (n != 1)} ({why})"
-    elif trace.status == "diverged":
-        status = f"diverged at step {n} (an iterate, the loss or the gradient is inf or NaN)"
+        stopped = f"converged after {n} step{'s' * (n != 1)} ({why})"
+    elif path.status == "diverged":
+        stopped = f"diverged at step {n} (an iterate, the loss or the gradient is inf or NaN)"
     else:
-        status = f"max_steps, ran all {n} steps"
-    grad = f"|dL/d{trace.variables[0]}|" if len(trace.variables) == 1 else "|grad|"
-    w = ", ".join(f"{v} = {_num(x)}" for v, x in zip(trace.variables, trace.final, strict=True))
-    reached = f"{w}, L = {_num(trace.losses[-1])}, {grad} = {_num(_norm(trace.gradients[-1]))}"
-    return [f"status: {status}", f"reached: {reached}"]
+        stopped = f"max_steps, ran all {n} steps"
+    grad_name = f"|dL/d{path.variables[0]}|" if len(path.variables) == 1 else "|grad|"
+    final = ", ".join(f"{v} = {_num(x)}" for v, x in zip(path.variables, path.final, strict=True))
+    grad_norm = _num(_norm(path.gradients[-1]))
+    reached = f"{final}, L = {_num(path.losses[-1])}, {grad_name} = {grad_norm}"
+    return [f"status: {stopped}", f"reached: {reached}"]
 
 
-def _regime_lines(verdict: StepVerdict | None, trace: DescentPath) -> list[str]:
+def _regime_lines(verdict: StepVerdict | None, path: DescentPath) -> list[str]:
     """The curvature where the run ended and what it says about lr."""
     if verdict is None:
         return ["curvature: not finite anywhere along the path; no regime"]
-    a, lr = verdict.curvature, trace.lr
-    where = "there" if verdict.step == trace.steps else f"at step {verdict.step}"
-    if len(trace.variables) == 1:
-        curvature = f"curvature {where}: a = L'' = {_num(a)}"
+    a, lr = verdict.curvature, path.lr
+    where = "there" if verdict.step == path.steps else f"at step {verdict.step}"
+    if len(path.variables) == 1:
+        curvature_line = f"curvature {where}: a = L'' = {_num(a)}"
     else:
-        curvature = f"curvature {where}: a = max eig(Hessian) = {_num(a)}"
+        curvature_line = f"curvature {where}: a = max eig(Hessian) = {_num(a)}"
         if verdict.eigenvalues[0] < 0:
-            curvature += f", min eig = {_num(verdict.eigenvalues[0])}"
+            curvature_line += f", min eig = {_num(verdict.eigenvalues[0])}"
     if a > 0 and verdict.regime is not StepRegime.NOT_A_MINIMUM:
-        curvature += f"; 1/a = {_num(1 / a)}, 2/a = {_num(2 / a)}"
+        curvature_line += f"; 1/a = {_num(1 / a)}, 2/a = {_num(2 / a)}"
     lines = [
-        curvature,
+        curvature_line,
         f"regime: lr = {lr:g}, lr*a = {_num(lr * a)}: {verdict.regime.description}",
     ]
-    if trace.momentum and a > 0:
-        beta = trace.momentum
+    if path.momentum and a > 0:
+        beta = path.momentum
         lines += [
             "note: the regime is for plain descent; on a quadratic, heavy-ball momentum "
             f"{beta:g} converges iff lr < 2(1+{beta:g})/a = {_num(2 * (1 + beta) / a)}"

@@ -1,7 +1,7 @@
 r"""Gradient descent, one step at a time, with every iterate kept.
 
-Gradient descent with heavy-ball momentum :math:`\beta` (Polyak) on a loss
-:math:`L(w)`, :math:`w \in \mathbb{R}^n`:
+Gradient descent with heavy-ball momentum :math:`\beta` (Polyak) on a cost function
+:math:`L(w)`, :math:`w \in \mathbb{R}^n` (its value :math:`L(w_k)` is the *loss*):
 
 .. math::
 
@@ -11,7 +11,7 @@ Gradient descent with heavy-ball momentum :math:`\beta` (Polyak) on a loss
 so :math:`\beta = 0` is plain gradient descent :math:`w_{k+1} = w_k - \eta \nabla L(w_k)`.
 :math:`\eta` is ``lr``; ``updates[k]`` is :math:`w_{k+1} - w_k`.
 
-Step-size regimes. Near a minimum :math:`c` a smooth 1-D loss looks like the quadratic
+Step-size regimes. Near a minimum :math:`c` a smooth 1-D cost function looks like the quadratic
 :math:`L(w) \approx L(c) + \tfrac{a}{2}(w - c)^2` with curvature :math:`a = L''(c)`
 (the *second derivative*: for :math:`L = (w-3)^2`, :math:`a = 2`). One step gives
 
@@ -54,6 +54,7 @@ import torch
 from .expr import Expression, parse_expression
 
 __all__ = [
+    "CostFunction",
     "Status",
     "StepRegime",
     "StepVerdict",
@@ -67,12 +68,15 @@ __all__ = [
 ]
 
 Status = Literal["converged", "max_steps", "diverged"]
+#: A cost function :math:`L`: one 0-d float64 tensor per coordinate in, a scalar tensor out.
 CostFunction = Callable[..., torch.Tensor]
 
 
 @dataclass(frozen=True, eq=False)
 class DescentPath:
-    """Everything gradient descent did. ``n`` is the number of steps taken.
+    """The path gradient descent took: every iterate, loss, gradient and update.
+
+    ``n`` is the number of steps taken.
 
     Attributes:
         iterates: (n+1, dim) float64, :math:`w_0 \\dots w_n`.
@@ -134,14 +138,14 @@ def descend(
         ValueError: bad settings, a start of the wrong dimension or not finite, a loss
             that is not finite at ``start``, or a rejected expression.
 
-    Overflow during the run is not an error: the trace ends with status ``"diverged"``.
+    Overflow during the run is not an error: the path ends with status ``"diverged"``.
     """
-    fn, names = _as_loss(f)
+    cost, names = _as_cost_function(f)
     w = _check_start(start, names)
     names = names or _default_names(len(w))
     _check_settings(lr, steps, momentum, tol)
     tol = 0.0 if tol is None else float(tol)
-    loss, grad = _value_and_grad(fn, w)
+    loss, grad = _value_and_grad(cost, w)
     if not math.isfinite(loss):
         raise ValueError(
             f"descend: the loss is {loss} at the start {_point(w)}; "
@@ -161,7 +165,7 @@ def descend(
             break
         velocity = momentum * velocity - lr * grad
         w = w + velocity
-        loss, grad = _value_and_grad(fn, w)
+        loss, grad = _value_and_grad(cost, w)
         iterates.append(w)
         losses.append(loss)
         gradients.append(grad)
@@ -228,9 +232,9 @@ def classify_step_size(lr: float, curvature: float, *, rtol: float = 1e-9) -> St
 
 def hessian_at(f: CostFunction | str, point: float | Sequence[float]) -> np.ndarray:
     """The Hessian :math:`\\partial^2 L / \\partial w_i \\partial w_j` at ``point``, (dim, dim)."""
-    fn, names = _as_loss(f)
+    cost, names = _as_cost_function(f)
     x = _check_start(point, names, who="hessian_at: point").requires_grad_(True)
-    grad = _grad(_call(fn, x), x, create_graph=True)
+    grad = _grad(_call(cost, x), x, create_graph=True)
     rows = [_grad(g_i, x, retain_graph=True) for g_i in grad]
     return torch.stack(rows).detach().numpy()
 
@@ -245,7 +249,7 @@ def curvature_at(f: CostFunction | str, point: float | Sequence[float]) -> float
 
 @dataclass(frozen=True, eq=False)
 class StepVerdict:
-    """The regime of ``lr`` given the curvature at iterate ``step`` of a trace.
+    """The regime of ``lr`` given the curvature at iterate ``step`` of a path.
 
     ``curvature`` is :math:`\\lambda_{\\max}`, the largest of ``eigenvalues`` (of the
     Hessian at ``point``); ``regime`` is ``NOT_A_MINIMUM`` when any eigenvalue is
@@ -260,28 +264,28 @@ class StepVerdict:
     point: np.ndarray
 
 
-def step_size_verdict(f: CostFunction | str, trace: DescentPath) -> StepVerdict | None:
-    """Classify ``trace.lr`` by the curvature at the last iterate where all is finite.
+def step_size_verdict(f: CostFunction | str, path: DescentPath) -> StepVerdict | None:
+    """Classify ``path.lr`` by the curvature at the last iterate where all is finite.
 
     "All" is the iterate, its loss and the Hessian. For a run that converged this is
     the minimum found. Returns ``None`` if there is no such iterate. The regimes are
     those of plain descent: with momentum :math:`\\beta` the stability bound on a
     quadratic is :math:`\\eta < 2(1+\\beta)/a` instead.
     """
-    for k in range(len(trace.iterates) - 1, -1, -1):
-        point = trace.iterates[k]
-        if not (np.isfinite(trace.losses[k]) and np.all(np.isfinite(point))):
+    for k in range(len(path.iterates) - 1, -1, -1):
+        point = path.iterates[k]
+        if not (np.isfinite(path.losses[k]) and np.all(np.isfinite(point))):
             continue
         h = hessian_at(f, point)
         if np.all(np.isfinite(h)):
             eig = np.linalg.eigvalsh(h)
             a = float(eig[-1])
-            regime = StepRegime.NOT_A_MINIMUM if eig[0] < 0 else classify_step_size(trace.lr, a)
-            return StepVerdict(regime, trace.lr, a, eig, k, point)
+            regime = StepRegime.NOT_A_MINIMUM if eig[0] < 0 else classify_step_size(path.lr, a)
+            return StepVerdict(regime, path.lr, a, eig, k, point)
     return None
 
 
-def _as_loss(f: CostFunction | str) -> tuple[CostFunction, tuple[str, ...] | None]:
+def _as_cost_function(f: CostFunction | str) -> tuple[CostFunction, tuple[str, ...] | None]:
     """The callable and its variable names (``None``: unknown, e.g. ``*args``)."""
     if isinstance(f, str):
         f = parse_expression(f)
@@ -326,16 +330,16 @@ def _check_settings(lr: float, steps: int, momentum: float, tol: float | None) -
         raise ValueError(f"descend: expected tol >= 0 (finite) or None, got {tol!r}")
 
 
-def _value_and_grad(fn: CostFunction, w: torch.Tensor) -> tuple[float, torch.Tensor]:
+def _value_and_grad(cost: CostFunction, w: torch.Tensor) -> tuple[float, torch.Tensor]:
     """:math:`L(w)` and :math:`\\nabla L(w)` by autograd."""
     x = w.detach().clone().requires_grad_(True)
-    loss = _call(fn, x)
+    loss = _call(cost, x)
     return float(loss.detach()), _grad(loss, x).detach()
 
 
-def _call(fn: CostFunction, x: torch.Tensor) -> torch.Tensor:
-    """``fn`` gets one 0-d tensor per coordinate and must return a scalar tensor."""
-    loss = fn(*x.unbind())
+def _call(cost: CostFunction, x: torch.Tensor) -> torch.Tensor:
+    """``cost`` gets one 0-d tensor per coordinate and must return a scalar tensor."""
+    loss = cost(*x.unbind())
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(f"descend: expected f to return a scalar tensor, got {got}")

@@ -1,11 +1,10 @@
-"""Pictures of a descent: the loss curve (1-D) or its contours (2-D) with the path taken.
+"""Pictures of a descent: the cost function's curve (1-D) or contours (2-D) with the path.
 
 Uses ``matplotlib.figure.Figure`` directly (no pyplot), so no global backend state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .core import DescentPath
+from .core import CostFunction, DescentPath
 from .expr import Expression, parse_expression
 
 __all__ = ["GROWTH_LIMIT", "MAX_ARROWS", "locate_minimum", "plot_descent"]
@@ -23,13 +22,14 @@ GROWTH_LIMIT = 1e12  # stop drawing a diverging path here; matplotlib overflows 
 
 
 def plot_descent(
-    f: Callable[..., torch.Tensor] | str,
-    trace: DescentPath,
-    path: str | Path | None = None,
+    f: CostFunction | str,
+    path: DescentPath,
+    save_to: str | Path | None = None,
     *,
     title: str | None = None,
 ) -> Figure:
-    """Draw ``f`` and the iterates of ``trace``; save to ``path`` if given.
+    """Draw ``f`` and the iterates of ``path`` (what :func:`descend` returned); save the
+    figure to the file ``save_to`` if given.
 
     1-D: the curve :math:`L(w)` with each iterate :math:`(w_k, L(w_k))` and an arrow for
     each of the first ``MAX_ARROWS`` steps. 2-D: contours of :math:`L(x, y)` with the
@@ -44,11 +44,16 @@ def plot_descent(
     """
     if isinstance(f, str):
         f = parse_expression(f)
-    dim = trace.iterates.shape[1]
+    if not isinstance(path, DescentPath):
+        raise TypeError(
+            f"plot_descent: expected the DescentPath that descend returned, got "
+            f"{type(path).__name__}"
+        )
+    dim = path.iterates.shape[1]
     if dim not in (1, 2):
         raise ValueError(f"plot_descent: expected a function of 1 or 2 variables, got {dim}")
-    n = _shown(trace)
-    points, losses = trace.iterates[:n], trace.losses[:n]
+    n = _shown(path)
+    points, losses = path.iterates[:n], path.losses[:n]
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.add_subplot()
     spans = [_span(points[:, i]) for i in range(dim)]
@@ -56,13 +61,13 @@ def plot_descent(
     if minimum is not None:  # widen the view so the minimum is on the picture
         spans = [_span(np.append(points[:, i], minimum[i])) for i in range(dim)]
     if dim == 1:
-        _curve(ax, f, spans[0], trace.variables[0])
+        _curve(ax, f, spans[0], path.variables[0])
         xy = np.column_stack([points[:, 0], losses])
     else:
-        _contours(ax, f, spans, trace.variables)
+        _contours(ax, f, spans, path.variables)
         xy = points
-    shown = "end" if n == len(trace.iterates) else f"step {n - 1} (of {trace.steps})"
-    _path(ax, xy, end_label=shown)
+    end_label = "end" if n == len(path.iterates) else f"step {n - 1} (of {path.steps})"
+    _draw_path(ax, xy, end_label)
     if minimum is not None:
         if dim == 1:
             value = _evaluate(f, np.array([minimum[0]]))[0]
@@ -71,15 +76,15 @@ def plot_descent(
             where = minimum
         label = "minimum (" + ", ".join(f"{v:.4g}" for v in minimum) + ")"
         ax.plot(*where, "D", mfc="none", mec="black", ms=11, mew=1.5, label=label)
-    ax.set_title(title or _default_title(f, trace))
+    ax.set_title(title or _default_title(f, path))
     ax.legend(loc="best")
-    if path is not None:
-        fig.savefig(path, dpi=120)
+    if save_to is not None:
+        fig.savefig(save_to, dpi=120)
     return fig
 
 
 def locate_minimum(
-    f: Callable, spans: list[tuple[float, float]], *, widen: float = 3.0
+    f: CostFunction, spans: list[tuple[float, float]], *, widen: float = 3.0
 ) -> tuple[float, ...] | None:
     """The point of least ``f`` near the path, or ``None`` if there is none to show.
 
@@ -96,18 +101,18 @@ def locate_minimum(
     if best is None or any(i in (0, size - 1) for i in best[1]):
         return None
     point = best[0]
-    cells = [(hi - lo) / (size - 1) for lo, hi in box]
+    spacing = [(hi - lo) / (size - 1) for lo, hi in box]  # of the grid, per variable
     for _ in range(40):  # re-centre on the best point, halve the window: ~1e-12 at the end
-        zoom = [(p - 2 * c, p + 2 * c) for p, c in zip(point, cells, strict=True)]
+        zoom = [(p - 2 * d, p + 2 * d) for p, d in zip(point, spacing, strict=True)]
         found = _grid_argmin(f, zoom, 21)
         if found is None:
             break
-        point, cells = found[0], [c / 2 for c in cells]
+        point, spacing = found[0], [d / 2 for d in spacing]
     return tuple(float(p) for p in point)
 
 
 def _grid_argmin(
-    f: Callable, box: list[tuple[float, float]], size: int
+    f: CostFunction, box: list[tuple[float, float]], size: int
 ) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
     axes = [np.linspace(lo, hi, size) for lo, hi in box]
     grids = np.meshgrid(*axes, indexing="ij") if len(axes) > 1 else axes
@@ -122,7 +127,7 @@ def _grid_argmin(
     )
 
 
-def _curve(ax: Axes, f: Callable, span: tuple[float, float], name: str) -> None:
+def _curve(ax: Axes, f: CostFunction, span: tuple[float, float], name: str) -> None:
     lo, hi = span
     grid = np.linspace(lo, hi, 400)
     ax.plot(grid, _evaluate(f, grid), color="tab:blue", label=f"L({name})")
@@ -131,7 +136,7 @@ def _curve(ax: Axes, f: Callable, span: tuple[float, float], name: str) -> None:
 
 
 def _contours(
-    ax: Axes, f: Callable, spans: list[tuple[float, float]], names: tuple[str, ...]
+    ax: Axes, f: CostFunction, spans: list[tuple[float, float]], names: tuple[str, ...]
 ) -> None:
     (x0, x1), (y0, y1) = spans
     x, y = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
@@ -147,7 +152,8 @@ def _contours(
     ax.set_ylabel(names[1])
 
 
-def _path(ax: Axes, xy: np.ndarray, end_label: str) -> None:
+def _draw_path(ax: Axes, xy: np.ndarray, end_label: str) -> None:
+    """The iterates as a line, arrows for the first ``MAX_ARROWS`` steps, start and end."""
     ax.plot(xy[:, 0], xy[:, 1], "o-", color="tab:orange", ms=3, lw=0.8, label="iterates")
     for a, b in zip(xy[:MAX_ARROWS], xy[1 : MAX_ARROWS + 1], strict=False):
         ax.annotate(
@@ -157,9 +163,9 @@ def _path(ax: Axes, xy: np.ndarray, end_label: str) -> None:
     ax.plot(*xy[-1], "*", color="tab:red", ms=14, label=end_label)
 
 
-def _shown(trace: DescentPath) -> int:
+def _shown(path: DescentPath) -> int:
     """How many iterates to draw: the prefix that stays finite and within GROWTH_LIMIT."""
-    size = np.abs(np.column_stack([trace.iterates, trace.losses]))  # inf/NaN compare False
+    size = np.abs(np.column_stack([path.iterates, path.losses]))  # inf/NaN compare False
     bound = GROWTH_LIMIT * max(1.0, float(size[0].max()))
     ok = np.all(size <= bound, axis=1)
     return len(ok) if ok.all() else max(1, int(np.argmin(ok)))
@@ -172,7 +178,7 @@ def _span(values: np.ndarray) -> tuple[float, float]:
     return lo - margin, hi + margin
 
 
-def _evaluate(f: Callable, *grids: np.ndarray) -> np.ndarray:
+def _evaluate(f: CostFunction, *grids: np.ndarray) -> np.ndarray:
     """f on a grid: one vectorised call, or point by point if f is not elementwise."""
     tensors = [torch.from_numpy(g) for g in grids]
     with torch.no_grad():
@@ -187,7 +193,7 @@ def _evaluate(f: Callable, *grids: np.ndarray) -> np.ndarray:
     return np.array(values).reshape(grids[0].shape)
 
 
-def _default_title(f: Callable, trace: DescentPath) -> str:
+def _default_title(f: CostFunction, path: DescentPath) -> str:
     name = f.text if isinstance(f, Expression) else "L"
-    momentum = f", momentum={trace.momentum:g}" if trace.momentum else ""
-    return f"{name}\nlr={trace.lr:g}{momentum}, {trace.steps} steps, {trace.status}"
+    momentum = f", momentum={path.momentum:g}" if path.momentum else ""
+    return f"{name}\nlr={path.lr:g}{momentum}, {path.steps} steps, {path.status}"
