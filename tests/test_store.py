@@ -1,5 +1,7 @@
 """The results store: keys, one row per trial, and files it must refuse and never touch."""
 
+import hashlib
+import json
 import sqlite3
 
 import pytest
@@ -9,6 +11,7 @@ from vanishing.sweep.store import (
     SCHEMA_VERSION,
     StoreError,
     canonical_json,
+    check_path,
     config_key,
     open_store,
 )
@@ -18,26 +21,38 @@ CONFIG = TrainConfig(task="adding", model="lstm", length=5, seed=3)
 
 
 def record(config=CONFIG, status="done", **extra):
-    import json
-
     return {"key": config_key(config), "config": json.loads(canonical_json(config)),
             "status": status, "solved": None if status == "failed" else True,
             "finished_at": "2024-01-01T00:00:00+00:00", **extra}
 
 
-def test_key_is_the_hash_of_the_canonical_config():
-    assert config_key(CONFIG) == config_key(TrainConfig.from_dict(CONFIG.to_dict()))
-    assert config_key(TrainConfig(task="adding", lr=1)) == config_key(
-        TrainConfig(task="adding", lr=1.0))
-    assert config_key(CONFIG) != config_key(TrainConfig(task="adding", model="lstm",
-                                                        length=5, seed=4))
-    assert canonical_json(CONFIG).startswith('{"batch_size":64,')
+#: CONFIG written out field by field, as the store's key format fixes it.
+CONFIG_FIELDS = {"task": "adding", "model": "lstm", "length": 5, "hidden_size": 64,
+                 "embedding_size": 32, "num_layers": 1, "init": None, "radius": None,
+                 "forget_bias": None, "steps": 2000, "batch_size": 64, "lr": 0.003,
+                 "optimizer": "adam", "clip": 1.0, "seed": 3, "eval_every": 100,
+                 "eval_size": 512, "early_stop": True, "task_options": {}}
+
+
+def _sha256_of_sorted_compact_json(fields: dict) -> str:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_key_is_the_sha256_of_the_config_as_sorted_compact_json():
+    assert config_key(CONFIG) == _sha256_of_sorted_compact_json(CONFIG_FIELDS)
+    # a float field given as an int is the same run, hashed with the float written out
+    as_int = TrainConfig(task="adding", model="lstm", length=5, seed=3, lr=1)
+    assert config_key(as_int) == _sha256_of_sorted_compact_json({**CONFIG_FIELDS, "lr": 1.0})
+    assert '"lr":1.0' in canonical_json(as_int)
+    assert config_key(CONFIG) != _sha256_of_sorted_compact_json({**CONFIG_FIELDS, "seed": 4})
+    assert config_key(TrainConfig.from_dict(CONFIG.to_dict())) == config_key(CONFIG)
 
 
 def test_new_store_is_marked_and_rows_round_trip(tmp_path):
     path = tmp_path / "r.sqlite"
     with open_store(path) as store:
-        assert store.put(record(final={"loss": 0.5, "mse": 0.5}, horizon=4, steps=10))
+        assert store.put(record(final={"loss": 0.5, "mse": 0.5}, horizon=4, steps=10)) is True
     head = path.read_bytes()[:100]
     assert int.from_bytes(head[68:72], "big") == APPLICATION_ID
     assert int.from_bytes(head[60:64], "big") == SCHEMA_VERSION
@@ -56,12 +71,16 @@ def test_finished_rows_are_never_replaced_failed_rows_are(tmp_path):
     other = TrainConfig(task="adding", model="gru", length=5)
     with open_store(path) as store:
         store.put(record(steps=7))
-        assert not store.put(record(status="failed", message="boom"))
+        assert store.put(record(status="failed", message="boom")) is False
         assert store.get(config_key(CONFIG))["steps"] == 7
         store.put(record(other, status="failed", message="boom"))
-        assert store.put(record(other, steps=9))
+        assert store.put(record(other, steps=9)) is True
         assert store.get(config_key(other))["status"] == "done"
-        assert len(store.records()) == 2
+        diverged = TrainConfig(task="adding", model="rnn_relu", length=5)
+        assert store.put(record(diverged, status="diverged", steps=3)) is True
+        assert store.put(record(diverged, status="failed", message="boom")) is False
+        assert store.get(config_key(diverged))["status"] == "diverged"
+        assert len(store.records()) == 3
         with pytest.raises(ValueError, match="status must be one of"):
             store.put(record(status="solved"))
 
@@ -125,3 +144,26 @@ def test_paths_that_cannot_hold_a_store(tmp_path):
         open_store(tmp_path)
     with pytest.raises(TypeError, match="db must be a path"):
         open_store(3)
+
+
+def test_a_path_is_checked_without_creating_or_changing_anything(tmp_path):
+    new = tmp_path / "new.sqlite"
+    assert check_path(new) == new and list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="folder .* does not exist; create it first"):
+        check_path(tmp_path / "missing" / "r.sqlite")
+    _foreign_sqlite(new)
+    before = new.read_bytes()
+    with pytest.raises(StoreError, match="not a vanishing results store"):
+        check_path(new)
+    assert new.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["new.sqlite"]
+
+
+def test_store_errors_name_the_path_not_a_command_line_flag(tmp_path):
+    messages = []
+    for make in (lambda p: p.write_bytes(b""), _foreign_sqlite, lambda p: None):
+        path = tmp_path / f"s{len(messages)}.sqlite"
+        make(path)
+        with pytest.raises(ValueError) as info:
+            open_store(path if path.exists() else tmp_path / "no" / "r.sqlite")
+        messages.append(str(info.value))
+    assert all("--" not in m and ".sqlite'" in m for m in messages), messages

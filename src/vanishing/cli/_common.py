@@ -8,10 +8,11 @@ memory (a length or batch far beyond this machine), with what to shrink.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,6 +51,16 @@ def handle_errors(func: F) -> F:
                        "or fewer hidden units (see --help)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def flag_errors(flag: str) -> Iterator[None]:
+    """Put the option's name in front of a library ``ValueError`` that names only a path:
+    ``'x.sqlite' is not a file`` reads ``--db 'x.sqlite' is not a file``."""
+    try:
+        yield
+    except ValueError as exc:
+        raise type(exc)(f"{flag} {exc}") from None
 
 
 def _out_of_memory(exc: RuntimeError) -> bool:

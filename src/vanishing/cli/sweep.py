@@ -21,11 +21,11 @@ from rich.table import Table
 from .. import _checks
 from ..report.sweep_figures import sweep_figures
 from ..sweep import SweepSummary, check_ray_address, default_workers, grid, run_sweep
-from ..sweep.store import open_store
+from ..sweep.store import check_path, open_store
 from ..sweep.summary import SweepPoint, best_points, lr_text, summarize, table_rows, varying_fields
 from ..tasks import get_task, task_names
 from ..train import TrainConfig
-from ._common import check_writable_dir, console, handle_errors, show_progress
+from ._common import check_writable_dir, console, flag_errors, handle_errors, show_progress
 
 __all__ = ["sweep", "parse_lengths", "parse_lrs"]
 
@@ -207,7 +207,7 @@ def sweep(
     if report is not None:
         if db is not None:
             raise ValueError("give either --db (run a sweep) or --report (redraw one), not both")
-        with open_store(report, readonly=True) as store:
+        with flag_errors("--report"), open_store(report, readonly=True) as store:
             records = store.records()
         if not records:
             raise ValueError(f"{str(report)!r} holds no trials yet")
@@ -228,18 +228,13 @@ def sweep(
     if ray is not None:
         check_ray_address(ray)  # an address where nothing listens fails now, not in minutes
     check_writable_dir(out, "--out")
-    fresh = not db.exists()
-    open_store(db).close()  # a bad --db path or a foreign file fails now, before any work
+    with flag_errors("--db"):  # a bad path or a foreign file fails now, creating nothing:
+        check_path(db)         # run_sweep reaches Ray before it creates the store
     where = f"Ray ({ray})" if ray else f"{workers} worker processes" if workers > 1 else \
         "this process"
     console.print(f"Sweep: {len(configs)} trials of {task} ({', '.join(names)}) into {db}, "
                   f"on {where}. Denormals are flushed to zero.", soft_wrap=True)
-    try:
-        summary = _run(configs, db, workers, ray, retry_failed, quiet)
-    except BaseException:
-        if fresh:
-            _discard_if_empty(db)
-        raise
+    summary = _run(configs, db, workers, ray, retry_failed, quiet)
     console.print(f"ran {summary.ran} trials ({summary.failed} failed) in "
                   f"{summary.wall_time:.0f} s; {summary.skipped} were already in {db}.")
     with open_store(db, readonly=True) as store:
@@ -275,14 +270,3 @@ def _run(configs: list[TrainConfig], db: Path, workers: int, ray: str | None,
     return run_sweep(configs, db, workers=workers, ray=ray, retry_failed=retry_failed,
                      progress=None if quiet else line)
 
-
-def _discard_if_empty(db: Path) -> None:
-    """Remove the store this command has just created if no trial reached it (Ray could
-    not be started, say), so that a failed start leaves no empty file behind."""
-    try:
-        with open_store(db, readonly=True) as store:
-            empty = not store.statuses()
-        if empty:
-            db.unlink()
-    except (OSError, ValueError):  # gone already, or not ours to judge: leave it
-        pass

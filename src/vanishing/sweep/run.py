@@ -7,7 +7,7 @@ architecture. :func:`grid` builds the list of :class:`~vanishing.train.TrainConf
 
     configs = grid("adding", ["rnn_tanh", "lstm"], [10, 50, 100], seeds=3, steps=2000)
     run_sweep(configs, "results.sqlite", workers=2)  # or ray="auto"
-    cells = best_cells(summarize(open_store("results.sqlite", readonly=True).records()))
+    points = best_points(summarize(open_store("results.sqlite", readonly=True).records()))
 
 (the summaries live in :mod:`vanishing.sweep.summary`, the trial in
 :mod:`vanishing.sweep.trial`, the backends in :mod:`vanishing.sweep.backends`.)
@@ -42,7 +42,7 @@ from ..models import MODELS
 from ..tasks import get_task, task_names
 from ..train import TrainConfig
 from .backends import check_ray_address, connect_ray, local_results, pool_results, ray_results
-from .store import canonical_json, config_key, open_store
+from .store import FINISHED, canonical_json, config_key, open_store
 
 __all__ = ["SweepSummary", "grid", "run_sweep"]
 
@@ -187,7 +187,7 @@ def run_sweep(
         with open_store(db) as store:
             status = store.statuses()
             todo = [(k, c) for k, c in trials.items()
-                    if k not in status or (retry_failed and status[k] == "failed")]
+                    if k not in status or (retry_failed and status[k] not in FINISHED)]
             if ray_lib is not None:
                 results = ray_results(todo, ray_lib)
             elif workers > 1 and len(todo) > 1:

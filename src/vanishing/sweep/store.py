@@ -6,7 +6,8 @@ skip it. Rows hold a status:
 
 - ``done``: training ran to the end; ``solved`` says whether the task's criterion held.
 - ``diverged``: the loss became NaN or inf.
-- ``failed``: the trial raised (``message`` says what); ``--retry-failed`` reruns it.
+- ``failed``: the trial raised (``message`` says what); a sweep with ``retry_failed``
+  reruns it.
 
 A finished row (``done`` or ``diverged``) is never replaced; a ``failed`` row is replaced
 by the next attempt. Each write is one transaction, so a driver killed at any moment
@@ -31,14 +32,15 @@ from pathlib import Path
 from ..train import TrainConfig
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "STATUSES", "FINISHED", "StoreError", "Store",
-           "config_key", "canonical_json", "open_store"]
+           "config_key", "canonical_json", "check_path", "open_store"]
 
 #: ``PRAGMA application_id``: the bytes "VNSH", marking a vanishing results store.
 APPLICATION_ID = int.from_bytes(b"VNSH", "big")
 #: ``PRAGMA user_version``: the layout of the tables below.
 SCHEMA_VERSION = 1
-STATUSES = ("done", "diverged", "failed")
+#: Statuses of a finished trial: its row is final, never rerun or replaced.
 FINISHED = ("done", "diverged")
+STATUSES = (*FINISHED, "failed")
 _MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -48,7 +50,7 @@ CREATE TABLE trials (
     config TEXT NOT NULL,              -- canonical JSON of TrainConfig.to_dict()
     task TEXT NOT NULL, model TEXT NOT NULL, length INTEGER NOT NULL,
     seed INTEGER NOT NULL, lr REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('done', 'diverged', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ({statuses})),
     solved INTEGER,                    -- 1/0 for done and diverged, NULL for failed
     steps INTEGER, steps_to_solve INTEGER,
     final TEXT,                        -- JSON: last held-out metrics
@@ -62,7 +64,7 @@ CREATE TABLE trials (
     finished_at TEXT NOT NULL
 );
 CREATE INDEX trials_cell ON trials (task, model, length);
-"""
+""".format(statuses=", ".join(f"'{s}'" for s in STATUSES))
 _COLUMNS = ("key", "config", "task", "model", "length", "seed", "lr", "status", "solved",
             "steps", "steps_to_solve", "final", "history", "chance_loss", "horizon",
             "probe_length", "message", "wall_time", "vanishing_version", "torch_version",
@@ -101,16 +103,16 @@ def _check_header(path: Path) -> None:
         head = f.read(100)
     if not head:
         raise StoreError(f"{str(path)!r} is an empty file, not a vanishing results store; "
-                         f"delete it or choose another --db path")
+                         f"delete it or choose another path")
     if len(head) < 100 or not head.startswith(_MAGIC):
         raise StoreError(f"{str(path)!r} is not an SQLite database (another kind of file, "
-                         f"or a corrupt one); it was left untouched: choose another --db path")
+                         f"or a corrupt one); it was left untouched: choose another path")
     app_id = int.from_bytes(head[68:72], "big")
     version = int.from_bytes(head[60:64], "big")
     if app_id != APPLICATION_ID:
         raise StoreError(f"{str(path)!r} is an SQLite database but not a vanishing results "
                          f"store (application_id {app_id:#x}, expected {APPLICATION_ID:#x}); "
-                         f"it was left untouched: choose another --db path")
+                         f"it was left untouched: choose another path")
     if version > SCHEMA_VERSION:
         raise StoreError(f"{str(path)!r} was written by a newer vanishing (schema {version}, "
                          f"this one reads {SCHEMA_VERSION}); upgrade vanishing to use it")
@@ -122,9 +124,6 @@ def _check_header(path: Path) -> None:
 def _create(path: Path) -> None:
     """Build an empty store in a temporary file beside ``path`` and link it into place."""
     folder = path.parent
-    if not folder.is_dir():
-        raise ValueError(f"--db {str(path)!r}: the folder {str(folder)!r} does not exist; "
-                         f"create it first")
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
     try:
         con = sqlite3.connect(tmp)
@@ -145,7 +144,7 @@ def _create(path: Path) -> None:
                 os.replace(tmp, path)
     except (OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValueError(f"--db {str(path)!r}: cannot create a results store there "
+        raise ValueError(f"{str(path)!r}: cannot create a results store there "
                          f"({reason})") from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -215,10 +214,11 @@ class Store:
         cols = ", ".join(_COLUMNS)
         marks = ", ".join(f":{c}" for c in _COLUMNS)
         update = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "key")
+        finished = ", ".join(f"'{s}'" for s in FINISHED)
         with self._con:  # one transaction
             cur = self._con.execute(
                 f"INSERT INTO trials ({cols}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE "
-                f"SET {update} WHERE trials.status = 'failed'", row)
+                f"SET {update} WHERE trials.status NOT IN ({finished})", row)
         return cur.rowcount > 0
 
     def _select(self, where: str, args: Iterable = ()) -> Iterator[dict]:
@@ -233,26 +233,45 @@ class Store:
             yield row
 
 
-def open_store(path: str | Path, *, readonly: bool = False) -> Store:
-    """Open the results store at ``path``, creating it unless ``readonly``.
+def check_path(path: str | Path, *, readonly: bool = False) -> Path:
+    """``path`` as a ``Path`` if :func:`open_store` can use it; creates and changes nothing.
+
+    An existing file must be a store this code reads (its header is read, nothing else)
+    and, unless ``readonly``, writable; a missing one needs an existing folder (and
+    ``readonly=False``). Whether a file can be created there is only known by creating it.
 
     Raises:
-        StoreError: the file exists but is not a store this code reads (left untouched).
-        ValueError: the folder is missing, the path is not writable, or (``readonly``)
-            the file does not exist.
+        StoreError: the file exists but is not a store this code reads.
+        ValueError: the path is a folder, not writable, missing (``readonly``) or in a
+            folder that does not exist.
+        TypeError: ``path`` is not a path.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"db must be a path, got {type(path).__name__}")
     path = Path(path)
     if path.exists():
         if not path.is_file():
-            raise ValueError(f"--db {str(path)!r} is not a file")
+            raise ValueError(f"{str(path)!r} is not a file")
         _check_header(path)
         if not readonly and not os.access(path, os.W_OK):
-            raise ValueError(f"--db {str(path)!r} is not writable")
+            raise ValueError(f"{str(path)!r} is not writable")
     elif readonly:
-        raise ValueError(f"{str(path)!r} does not exist; run a sweep with --db first")
-    else:
+        raise ValueError(f"{str(path)!r} does not exist; run a sweep into it first")
+    elif not path.parent.is_dir():
+        raise ValueError(f"{str(path)!r}: the folder {str(path.parent)!r} does not exist; "
+                         f"create it first")
+    return path
+
+
+def open_store(path: str | Path, *, readonly: bool = False) -> Store:
+    """Open the results store at ``path``, creating it unless ``readonly``.
+
+    Raises:
+        StoreError: the file exists but is not a store this code reads (left untouched).
+        ValueError: as :func:`check_path`, or a new store cannot be created there.
+    """
+    path = check_path(path, readonly=readonly)
+    if not path.exists():
         _create(path)
         _check_header(path)  # if another process created it first, it must be a store too
     uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
