@@ -119,7 +119,7 @@ def test_lag_terms_sum_to_the_gradient():
     torch.testing.assert_close(short.shares(), lags.shares()[:3])
     with pytest.raises(ValueError, match="max_lag"):
         short.share(3)
-    assert lags.norms().shape == (T,)
+    assert lags.terms.shape[0] == T and lags.max_lag == T - 1
 
 
 def test_lag_terms_closed_form_for_a_scalar_linear_rnn():

@@ -357,7 +357,7 @@ def test_bad_input_gives_clear_errors():
     assert explicit.norms.size == 5
     np.testing.assert_array_equal(hidden_gradients(seq_first, x.transpose(0, 1)).norms,
                                   explicit.norms)
-    with pytest.raises(ValueError, match="contains no torch.nn.RNN, LSTM or GRU"):
+    with pytest.raises(ValueError, match=r"no recurrent step .*steps=\[model"):
         hidden_gradients(nn.Linear(3, 3), x)
     with pytest.raises(ValueError, match="does not depend"):
         hidden_gradients(Net("lstm", 1), x, lambda out: torch.ones((), requires_grad=True))
@@ -370,19 +370,28 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="does not depend on the input"):
         input_gradients(Net("gru", 1), x, lambda out: Net("gru", 1).out.weight.sum() * 0 +
                         out.sum() * 0)
-    with pytest.raises(ValueError, match="ran twice"):
-        hidden_gradients(Twice(), x)
-    assert "forward" not in Twice().rnn.__dict__
-    packed = nn.utils.rnn.pack_padded_sequence(x, [5, 3], batch_first=True)
-    rnn = Pooled().rnn
-    with pytest.raises(TypeError, match="PackedSequence"):
-        with unrolled(rnn):
-            rnn(packed)
     with pytest.raises(TypeError, match="floating"):
         input_gradients(build_model("lstm", 11, 4, 2, tokens=True),
                         torch.randint(0, 11, (2, 5, 1)))
-    with pytest.raises(ValueError, match="proj_size"):
-        hidden_gradients(nn.LSTM(3, 4, proj_size=2, batch_first=True), x)
+
+
+def test_what_was_refused_before_is_probed_now():
+    """A module run twice, packed input and proj_size were refused; now each is probed."""
+    x = torch.randn(2, 5, 3)
+    twice = Twice()
+    trace = hidden_gradients(twice, x)  # both calls of one module join one time axis
+    assert list(trace.layers) == ["rnn.l0"] and trace.norms.shape == (10,)
+    assert "forward" not in twice.rnn.__dict__
+    packed = nn.utils.rnn.pack_padded_sequence(x, [5, 3], batch_first=True)
+    rnn = Pooled().rnn
+    fused_out, fused_h = rnn(packed)
+    with unrolled(rnn):
+        out, h_n = rnn(packed)
+    torch.testing.assert_close(out.data, fused_out.data)
+    torch.testing.assert_close(h_n, fused_h)
+    assert torch.equal(out.batch_sizes, fused_out.batch_sizes)
+    proj = nn.LSTM(3, 4, proj_size=2, batch_first=True)
+    assert hidden_gradients(proj, x).norms.shape == (5,)
 
 
 # -- summaries, lag decomposition and the diagnosis ---------------------------------------

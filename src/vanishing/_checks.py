@@ -8,12 +8,13 @@ removes).
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 from torch import Tensor
 
 __all__ = ["positive_int", "positive_float", "nonneg_int", "boolean", "sequence", "finite",
-           "one_of"]
+           "one_of", "fraction"]
 
 
 def positive_int(name: str, value: object) -> int:
@@ -40,6 +41,17 @@ def positive_float(name: str, value: object) -> float:
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def fraction(name: str, value: object) -> float:
+    """``value`` as a float strictly between 0 and 1, and at least the smallest normal
+    float (denormals are flushed to zero while probing), else a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in (0, 1), got {type(value).__name__}")
+    if not sys.float_info.min <= value < 1:  # also refuses NaN
+        raise ValueError(f"{name} must be in (0, 1), at least {sys.float_info.min:.4g}, "
+                         f"got {value}")
     return float(value)
 
 

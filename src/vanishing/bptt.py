@@ -91,10 +91,6 @@ class LagDecomposition:
     def max_lag(self) -> int:
         return self.terms.shape[0] - 1
 
-    def norms(self) -> Tensor:
-        """(K + 1,) Frobenius norm of each lag's term."""
-        return torch.linalg.matrix_norm(self.terms)
-
     def shares(self) -> Tensor:
         r"""(K + 1,) share of the gradient-descent step from lags >= k, for k = 0..K.
 

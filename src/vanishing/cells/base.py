@@ -41,6 +41,7 @@ Parameters have the names, shapes and gate order of ``torch.nn.RNN/LSTM/GRU`` la
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from collections.abc import Callable
 
@@ -86,7 +87,7 @@ class Cell(nn.Module, abc.ABC):
         self.hidden_size = positive_int("hidden_size", hidden_size)
         gh = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(gh, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(gh, hidden_size))
+        self.weight_hh = nn.Parameter(torch.empty(gh, self.state_sizes[0]))
         if bias:
             self.bias_ih = nn.Parameter(torch.empty(gh))
             self.bias_hh = nn.Parameter(torch.empty(gh))
@@ -114,6 +115,36 @@ class Cell(nn.Module, abc.ABC):
     def jacobian(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> Tensor | None:
         """ds_t/ds_(t-1) at this step, (N, S, S), or None (no closed form: autograd)."""
         return None
+
+    def recurrent_blocks(self) -> Tensor:
+        """The square (H, H) matrices through which h_(t-1) enters each gate, (G, H, H):
+        the blocks of W_hh (the LSTM with a projection composes them with W_hr). Weight
+        analysis (spectral radius, Pascanu's condition, orthogonality) reads these."""
+        h = self.hidden_size
+        return self.weight_hh.reshape(self.gates, h, h)
+
+    def detached(self, dtype: torch.dtype | None = None) -> Cell:
+        """A copy of this cell holding detached copies of its weights (cast to ``dtype``),
+        for analysis that must neither touch the model nor build a graph to it. Works for
+        shared and parametrized weights alike (it never deep-copies the module)."""
+        clone = copy.copy(self)  # the same class and settings
+        clone.__dict__ = dict(self.__dict__)
+        clone._parameters, clone._modules = {}, {}
+        for name, value in self.weights().items():
+            value = value.detach().clone()
+            object.__setattr__(clone, name, value if dtype is None else value.to(dtype))
+        for name in self._parameters:  # absent biases stay None
+            if name not in clone.__dict__:
+                object.__setattr__(clone, name, None)
+        return clone
+
+    def weights(self) -> dict[str, Tensor]:
+        """name -> tensor of every weight the step reads (parameters, or tensors shared
+        from a parametrized module: see :func:`vanishing.cells.twin`)."""
+        out = {k: v for k, v in self._parameters.items() if v is not None}
+        out.update({k: v for k, v in self.__dict__.items()
+                    if isinstance(v, Tensor) and k.startswith(("weight_", "bias_"))})
+        return out
 
     # -- conveniences ----------------------------------------------------------------
     @property
