@@ -27,17 +27,37 @@ def run(*args: str):
     return runner.invoke(app, ["tasks", *args], env=WIDE)
 
 
+def table_cells(output: str) -> dict[str, list[str]]:
+    """task name -> its row's cells, each joined across the lines it wraps onto."""
+    rows: dict[str, list[str]] = {}
+    name = None
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if cells[0]:
+            name = cells[0]
+            rows[name] = cells
+        else:  # a continuation line of the row above
+            rows[name] = [f"{a} {b}".strip() for a, b in zip(rows[name], cells, strict=True)]
+    return rows
+
+
 @pytest.mark.parametrize("args", [[], ["list"]])
 def test_list_shows_every_task_with_its_measured_baseline(args):
     result = run(*args)
     assert result.exit_code == 0, result.output
+    cells = table_cells(result.output)
+    assert sorted(cells) == task_names()
     for name in task_names():
         task = get_task(name)
         n = default_length(task)
-        row = next(line for line in result.output.splitlines() if f" {name} " in line)
-        assert f"{task.chance_loss(n):.4f} @ {n}" in row
-        assert criterion(task)[:12] in row
+        *_, chance, solved_when = cells[name]
+        assert chance == f"{task.chance_loss(n):.4f} @ {n}"
+        assert solved_when == criterion(task) == task.criterion  # the task's own words
         assert f"{name}: {task.source}" in result.output
+    assert cells["adding"][-1] == "mse < 0.01"  # as the adding paper states it
+    assert cells["adding-h97"][-1] == "mse < 0.01 and accuracy (|err| < 0.04) >= 0.99"
     # independent values: the formulas, computed here
     assert "0.1667 @ 50" in result.output  # adding: 1/6
     assert f"{10 * math.log(8) / 120:.4f} @ 100" in result.output  # copying at T = 100
@@ -49,8 +69,7 @@ def test_list_at_a_stated_length_marks_tasks_that_refuse_it():
     assert result.exit_code == 0, result.output
     assert f"{10 * math.log(8) / 50:.4f} @ 30" in result.output
     assert "note: digits: length must be 64" in result.output
-    digits_row = next(line for line in result.output.splitlines() if " digits " in line)
-    assert "@" not in digits_row
+    assert table_cells(result.output)["digits"][3] == "-"
 
 
 def test_show_prints_the_decoded_sample_the_library_draws():
@@ -104,9 +123,10 @@ def test_every_option_has_help():
     commands = {"tasks": group, **group.commands}
     assert set(commands) == {"tasks", "list", "show", "guess"}
     for name, command in commands.items():
-        assert command.help, name
+        assert isinstance(command.help, str) and command.help.strip() != "", name
         for param in command.params:
-            assert getattr(param, "help", None), f"{name} {param.name} has no help"
+            assert isinstance(param.help, str) and param.help.strip() != "", \
+                f"{name} {param.name} has no help"
     shown = run("show", "--help").output
     assert "Seed of the generator" in shown and "KEY=VALUE" in shown
 
@@ -128,6 +148,7 @@ def test_guess_reports_what_random_guessing_measures():
     assert all(r.solved for r in found)  # latch at L = 30 falls to a few hundred guesses
     counts = sorted(r.trials_used for r in found)
     row = next(line for line in result.output.splitlines() if line.strip().startswith("│     30"))
-    assert "3/3" in row and ", ".join(str(r.trials_used) for r in found) in row
-    assert row.rstrip(" │").endswith(str(counts[1]))  # the median of three
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells == ["30", "3/3", ", ".join(str(r.trials_used) for r in found), str(counts[1])]
+    assert "solved = accuracy >= 0.99 on a search set" in " ".join(result.output.split())
     assert parse_options(None) == {}

@@ -7,6 +7,8 @@ chance baseline is measured on a large batch and compared with the task's formul
 
 import inspect
 import math
+import operator
+import re
 import sys
 
 import pytest
@@ -80,8 +82,11 @@ def test_shapes_and_model_format(name, options, length):
     assert metrics["loss"] == pytest.approx(loss.item(), rel=1e-5)
     assert task.metric in metrics
     assert isinstance(task.solved(metrics), bool)
-    assert task.describe() and task.source
-    assert task.decode(x, y, 1)
+    assert task.describe() == type(task).__doc__.strip().splitlines()[0]
+    assert isinstance(task.source, str) and re.search(r"\b(19|20)\d\d\b", task.source)
+    # decode shows the sample asked for: index 1 of the batch is that sample on its own
+    decoded = task.decode(x, y, 1)
+    assert isinstance(decoded, str) and decoded == task.decode(x[1:2], y[1:2], 0)
 
 
 @pytest.mark.parametrize("name, options, length", CASES, ids=IDS)
@@ -159,6 +164,91 @@ def test_output_of_the_wrong_shape_is_refused():
         copying.metrics(torch.zeros(4, 9), y)
 
 
+# -- solved: the criterion's words and the check agree -----------------------------------
+
+#: the rules the module docstrings (and the papers) state, written out by hand
+DOCUMENTED_CRITERIA = {
+    "adding": "mse < 0.01",
+    "adding-h97": "mse < 0.01 and accuracy (|err| < 0.04) >= 0.99",
+    "copying": "accuracy (all 10 symbols exact) >= 0.99",
+    "temporal-order": "accuracy >= 0.99",
+    "latch": "accuracy >= 0.99",
+    "language": "accuracy >= 0.99",
+    "digits": "accuracy >= 0.9 (on split=test)",
+    "digits-permuted": "accuracy >= 0.9 (on split=test)",
+}
+COMPARE = {"<": operator.lt, "<=": operator.le, ">=": operator.ge, ">": operator.gt}
+
+
+def _clauses(text):
+    """The criterion read from its words alone: ``[(metric, operator, threshold), ...]``,
+    clauses joined by "and", notes in brackets dropped."""
+    clauses = []
+    for clause in re.sub(r"\s*\([^)]*\)", "", text).split(" and "):
+        metric, op, number = clause.split()
+        clauses.append((metric, op, float(number)))
+    return clauses
+
+
+def _pass_and_fail(op, threshold):
+    """A value the clause accepts and one it refuses, as near the threshold as float64 goes."""
+    below, above = math.nextafter(threshold, -math.inf), math.nextafter(threshold, math.inf)
+    return {"<": (below, threshold), "<=": (threshold, above), ">=": (threshold, below),
+            ">": (above, threshold)}[op]
+
+
+def _assert_solved_where_the_words_say(task):
+    clauses = _clauses(task.criterion)
+    passing = {metric: _pass_and_fail(op, t)[0] for metric, op, t in clauses}
+    assert all(COMPARE[op](passing[m], t) for m, op, t in clauses)
+    assert task.solved(passing) is True, passing
+    for metric, op, t in clauses:  # one clause just refused: not solved
+        failing = passing | {metric: _pass_and_fail(op, t)[1]}
+        assert task.solved(failing) is False, failing
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_CRITERIA))
+def test_criterion_states_the_documented_rule(name):
+    assert set(DOCUMENTED_CRITERIA) == set(task_names())
+    assert get_task(name).criterion == DOCUMENTED_CRITERIA[name]
+
+
+@pytest.mark.parametrize("name, options, length", CASES, ids=IDS)
+def test_solved_flips_exactly_where_the_criterion_says(name, options, length):
+    _assert_solved_where_the_words_say(get_task(name, **options))
+
+
+@pytest.mark.parametrize("name, threshold, value", [
+    ("adding", "solved_mse", 0.05),  # regression
+    ("adding-h97", "solved_mse", 0.02),
+    ("adding-h97", "solved_accuracy", 0.9),
+    ("copying", "solved_accuracy", 0.75),
+    ("temporal-order", "solved_accuracy", 0.6),  # classification
+    ("latch", "solved_accuracy", 0.55),
+    ("language", "solved_accuracy", 0.8),
+    ("digits", "solved_accuracy", 0.95),
+    ("digits-permuted", "solved_accuracy", 0.85),
+])
+def test_criterion_and_check_share_one_threshold(name, threshold, value):
+    """Move the threshold: the words and the check move together."""
+    task = get_task(name)
+    setattr(task, threshold, value)
+    assert value in [t for _, _, t in _clauses(task.criterion)], task.criterion
+    _assert_solved_where_the_words_say(task)
+    assert get_task(name).criterion == DOCUMENTED_CRITERIA[name]  # other instances keep theirs
+
+
+def test_adding_h97_error_tolerance_in_the_words_is_the_one_metrics_uses():
+    task = get_task("adding-h97")
+    y = torch.full((4, 1), 0.25, dtype=torch.float64)
+    for tolerance in (0.04, 0.1):
+        task.tolerance = tolerance
+        stated = float(re.search(r"\|err\| < ([0-9.]+)\)", task.criterion).group(1))
+        assert stated == tolerance
+        errors = torch.tensor([[0.9], [-0.9], [1.1], [-1.1]], dtype=torch.float64) * stated
+        assert task.metrics(y + errors, y)["accuracy"] == 0.5  # within it: the first two
+
+
 # -- chance baselines, measured ----------------------------------------------------------
 
 BIG = 200_000
@@ -218,8 +308,9 @@ def test_classification_chance_is_the_label_entropy(name, options, length, class
 
 def test_digits_chance_uses_the_split_frequencies():
     _, labels = load()
-    for split, part in (("train", labels[:TRAIN_SIZE - 144]), ("test", labels[TRAIN_SIZE:])):
-        p = torch.bincount(part, minlength=10).double() / len(part)
+    for split, split_labels in (("train", labels[:TRAIN_SIZE - 144]),
+                                ("test", labels[TRAIN_SIZE:])):
+        p = torch.bincount(split_labels, minlength=10).double() / len(split_labels)
         entropy = float(-(p * p.log()).sum())
         assert get_task("digits", split=split).chance_loss(64) == pytest.approx(entropy)
 

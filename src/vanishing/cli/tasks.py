@@ -46,7 +46,7 @@ def default_length(task: Task) -> int:
 
 
 def criterion(task: Task) -> str:
-    """The task's ``solved`` rule as text."""
+    """The task's ``solved`` rule as the task words it (:attr:`Task.criterion`)."""
     return task.criterion or "see the task's docs"
 
 
@@ -153,7 +153,7 @@ def show(
 @tasks_app.command("guess")
 @handle_errors
 def guess(
-    length: Annotated[list[int] | None, typer.Option(
+    lengths: Annotated[list[int] | None, typer.Option(
         "--length", "-L", help="Latch length L, repeatable.")] = None,
     seeds: Annotated[int, typer.Option(help="Independent searches per length.")] = 3,
     trials: Annotated[int, typer.Option(help="Most guesses per search.")] = 10_000,
@@ -167,9 +167,9 @@ def guess(
     solves the task. If guessing needs few tries, the task does not measure what
     gradient descent can learn across time.
     """
-    from ..tasks.latch import random_guessing
+    from ..tasks.latch import LatchTask, random_guessing
 
-    lengths = length or [100, 300]
+    lengths = lengths or [100, 300]
     for n in lengths:
         _checks.positive_int("--length", n)
         if n > MAX_SHOW_LENGTH:
@@ -178,7 +178,8 @@ def guess(
     _checks.positive_int("--seeds", seeds)
     table = Table(title=f"Random weight guessing on latch ({hidden_size}-unit tanh RNN, "
                         f"weights U[-{scale:g}, {scale:g}], up to {trials:,} guesses)",
-                  caption="solved = accuracy >= 0.99 on a search set and on fresh sequences")
+                  caption=f"solved = {LatchTask().criterion} on a search set and on fresh "
+                          "sequences")
     for col in ("length", "solved", "guesses per seed", "median guesses"):
         table.add_column(col, justify="left" if col == "guesses per seed" else "right")
     for n in lengths:

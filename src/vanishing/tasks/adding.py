@@ -54,7 +54,10 @@ __all__ = ["RegressionTask", "AddingTask", "AddingH97Task"]
 
 
 class RegressionTask(Task):
-    """One real target per sequence, read at the last step: output (N, 1), MSE loss."""
+    """One real target per sequence, read at the last step: output (N, 1), MSE loss.
+
+    Solved when held-out MSE < ``solved_mse``.
+    """
 
     metric = "mse"
     input_size = 2
@@ -78,6 +81,10 @@ class RegressionTask(Task):
     def solved(self, metrics: dict[str, float]) -> bool:
         return metrics.get("mse", float("inf")) < self.solved_mse
 
+    @property
+    def criterion(self) -> str:
+        return f"mse < {self.solved_mse:g}"
+
     def decode(self, x: Tensor, y: Tensor, index: int = 0) -> str:
         values = " ".join(f"{float(v):5.2f}" for v in x[index, :, 0])
         marks = " ".join(f"{int(m):5d}" for m in x[index, :, 1])
@@ -89,7 +96,6 @@ class AddingTask(RegressionTask):
     """Adding (U[0,1] values, one marker per half): output the sum of the two marked values."""
 
     source = "Arjovsky, Shah & Bengio 2016 (after Le, Jaitly & Hinton 2015)"
-    criterion = "mse < 0.01"
     min_length = 2
     default_length = 50
 
@@ -117,11 +123,10 @@ class AddingH97Task(RegressionTask):
     """Adding as in the LSTM paper (U[-1,1], target 0.5 + (X1+X2)/4, correct if |err| < 0.04)."""
 
     source = "Hochreiter & Schmidhuber 1997, experiment 4"
-    criterion = "mse < 0.01 and accuracy (|err| < 0.04) >= 0.99"
     min_length = 20  # the first ten pairs must lie inside the first T // 2
     default_length = 100
-    tolerance = 0.04
-    solved_accuracy = 0.99
+    tolerance = 0.04  # a sequence is correct if |output - y| < tolerance
+    solved_accuracy = 0.99  # ... and solved (with mse < solved_mse) if this many are
 
     def __init__(self, jitter: bool = True) -> None:
         self.jitter = _checks.boolean("jitter", jitter)
@@ -159,6 +164,11 @@ class AddingH97Task(RegressionTask):
 
     def solved(self, metrics: dict[str, float]) -> bool:
         return super().solved(metrics) and metrics.get("accuracy", 0.0) >= self.solved_accuracy
+
+    @property
+    def criterion(self) -> str:
+        return (f"{super().criterion} and accuracy (|err| < {self.tolerance:g}) "
+                f">= {self.solved_accuracy:g}")
 
     def chance_loss(self, length: int) -> float:
         """Predict 0.5: MSE = (Var X1 + Var X2) / 16 = (0.9/3 + 1/3) / 16 = 19/480."""

@@ -38,7 +38,11 @@ class Task(abc.ABC):
         readout: ``last`` (one answer at the end) or ``all`` (an answer at every step).
         min_length: the smallest ``length`` the task's layout allows.
         metric: the headline metric reported in tables (e.g. ``accuracy``).
-        criterion: the ``solved`` rule in words.  default_length: a typical length.
+        default_length: a typical length.
+
+    :attr:`criterion` is the ``solved`` rule in words. Subclasses build it from the same
+    class attributes their ``solved`` compares with (``solved_accuracy``, ``solved_mse``),
+    so the words cannot drift from the check.
     """
 
     name: str = ""
@@ -49,8 +53,12 @@ class Task(abc.ABC):
     readout: str = "last"
     min_length: int = 1
     metric: str = "loss"
-    criterion: str = ""
     default_length: int = 20
+
+    @property
+    def criterion(self) -> str:
+        """The ``solved`` rule in words, e.g. ``accuracy >= 0.99`` (empty: not stated)."""
+        return ""
 
     def check(self, length: int, batch: int, generator: torch.Generator) -> None:
         """Validate the arguments of :meth:`sample` (one-line errors)."""
@@ -111,7 +119,10 @@ class Task(abc.ABC):
 
 
 class ClassificationTask(Task):
-    """One class per sequence, read at the last step; cross-entropy loss, accuracy metric."""
+    """One class per sequence, read at the last step; cross-entropy loss, accuracy metric.
+
+    Solved when held-out accuracy >= ``solved_accuracy``.
+    """
 
     metric = "accuracy"
     solved_accuracy: float = 0.99
@@ -129,7 +140,7 @@ class ClassificationTask(Task):
         return metrics.get("accuracy", 0.0) >= self.solved_accuracy
 
     @property
-    def criterion(self) -> str:  # type: ignore[override]
+    def criterion(self) -> str:
         return f"accuracy >= {self.solved_accuracy:g}"
 
 

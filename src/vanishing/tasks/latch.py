@@ -49,7 +49,6 @@ class LatchTask(ClassificationTask):
     """Latch / two-sequence: the sign of the first steps sets the class, then pure noise."""
 
     source = "Bengio, Simard & Frasconi 1994; variant II of Schmidhuber & Hochreiter 1996"
-    criterion = "accuracy >= 0.99"
     input_size = 1
     output_size = 2
     default_length = 100
@@ -81,7 +80,8 @@ class GuessResult:
     """Outcome of :func:`random_guessing`.
 
     Attributes:
-        solved: a guess reached accuracy >= 0.99 on the search set and on fresh sequences.
+        solved: a guess met the task's criterion (accuracy >= ``LatchTask.solved_accuracy``,
+            0.99) on the search set and on fresh sequences.
         trials_used: guesses drawn (the winning one included).
         accuracy: search-set accuracy of the winner (or of the best guess if unsolved).
         test_accuracy: the winner's accuracy on fresh sequences (nan if unsolved).
@@ -129,10 +129,10 @@ def random_guessing(
     Schmidhuber & Hochreiter 1996: REPEAT draw every weight at random and test the net
     UNTIL it solves the task. Here every weight of a ``hidden_size``-unit tanh RNN
     (w_in, W_hh, b, w_out, b_out) is drawn from U[-scale, scale] (the interval is ours).
-    A guess counts as a solution if its accuracy is >= 0.99 on a fixed search set of
-    ``batch`` sequences *and* on ``batch`` fresh ones. Guesses are drawn and tested
-    ``chunk`` at a time (so ``chunk`` changes which weights are drawn); the first solution
-    in draw order is returned.
+    A guess counts as a solution if it meets :attr:`LatchTask.criterion` (accuracy >= 0.99)
+    on a fixed search set of ``batch`` sequences *and* on ``batch`` fresh ones. Guesses
+    are drawn and tested ``chunk`` at a time (so ``chunk`` changes which weights are
+    drawn); the first solution in draw order is returned.
 
     Args:
         length: sequence length L (as for :class:`LatchTask`).
@@ -166,9 +166,9 @@ def random_guessing(
         acc = _guess_accuracy(weights, x, y)
         for i in torch.nonzero(acc >= task.solved_accuracy).flatten().tolist():
             one = {name: w[i: i + 1] for name, w in weights.items()}
-            test = float(_guess_accuracy(one, x_test, y_test)[0])
-            if test >= task.solved_accuracy:
-                return GuessResult(True, used + i + 1, float(acc[i]), test,
+            test_accuracy = float(_guess_accuracy(one, x_test, y_test)[0])
+            if test_accuracy >= task.solved_accuracy:
+                return GuessResult(True, used + i + 1, float(acc[i]), test_accuracy,
                                    {name: w[0] for name, w in one.items()})
         i = int(acc.argmax())
         if float(acc[i]) > best.accuracy:

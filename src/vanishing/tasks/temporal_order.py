@@ -42,7 +42,6 @@ class TemporalOrderTask(ClassificationTask):
     """Temporal order: classify the order of two A/B symbols hidden in c/d/e/f filler."""
 
     source = "Pascanu, Mikolov & Bengio 2013 (code tempOrder.py)"
-    criterion = "accuracy >= 0.99"
     input_size = len(ALPHABET)
     output_size = len(CLASSES)
     min_length = 10  # k = int(0.1 L) must be >= 1
