@@ -25,6 +25,7 @@ choose another order.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -214,7 +215,7 @@ class _Compiler:
             number = float(value)
         except OverflowError:
             raise ExpressionError("number is too large for float64") from None
-        if number != number or abs(number) == float("inf"):
+        if not math.isfinite(number):  # a literal such as 1e999 (a literal is never NaN)
             raise ExpressionError(f"number {value!r} is not finite in float64")
         tensor = torch.tensor(number, dtype=torch.float64)
         return lambda env: tensor
