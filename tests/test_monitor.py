@@ -119,7 +119,7 @@ def test_warnings_and_bad_arguments():
         GradientMonitor(model, warn=False).step(torch.tensor(1.0))
     with pytest.raises(ValueError, match="every"):
         GradientMonitor(model, every=0)
-    with pytest.raises(ValueError, match="contains no"):
+    with pytest.raises(ValueError, match="no recurrent step to probe"):
         GradientMonitor(nn.Linear(2, 2))
 
 

@@ -22,7 +22,6 @@ r"""Summaries of a probe and a verdict: vanishing, exploding, NaN or healthy, wi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +32,9 @@ from . import _checks
 from .bptt import LagDecomposition, lag_terms
 from .cells import ElmanCell
 from .jacobian import JacobianTrace, jacobian_products
-from .probe import Loss, Trace, layer_gradients
+from .models import SequenceModel
+from .probe import LayerGradients, OutputLoss, Trace, layer_gradients
+from .recurrent import RecurrentLayer, recurrent_layers
 
 __all__ = [
     "REMEDIES",
@@ -69,7 +70,18 @@ REMEDIES = {
     "check_data": "check the inputs and the loss for NaN/inf (log of 0, division by 0) and "
                   "restart from the last good checkpoint",
 }
-GAMMA = {"rnn_tanh": 1.0, "rnn_relu": 1.0, "rnn_linear": 1.0, "rnn_sigmoid": 0.25}
+#: The same remedies as torch code for a user's own modules; ``{w}`` is W_hh as the user
+#: spells it (``model.rnn.weight_hh_l0``), ``{b_ih}``/``{b_hh}`` its biases, ``{rows}``
+#: the forget gate's rows, ``{g}`` the number of gate blocks.
+CODE = {
+    "orthogonal": "for block in {w}.data.chunk({g}): torch.nn.init.orthogonal_(block)",
+    "forget_bias": "with torch.no_grad(): {b_ih}[{rows}].fill_(2.0); {b_hh}[{rows}].zero_()",
+    "clip": "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # after "
+            "loss.backward()",
+    "truncate": "hidden = hidden.detach()  # every k steps, where the state is passed on",
+    "radius": "with torch.no_grad(): {w}.mul_(0.9 / torch.linalg.eigvals({w}.data)"
+              ".abs().max())",
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ class WeightCondition:
         vanishing_guaranteed: ``sigma_max < 1 / gamma`` (Elman only, else None).
         sigma_min: smallest singular value over the blocks (1 = sigma_max: orthogonal).
         forget_bias: mean forget-gate bias b_if + b_hf over units (LSTM only, else None).
+        code: how the user's code spells this layer's tensors (``{"w": "model.rnn.
+            weight_hh_l0", ...}``), for remedies written as torch code.
     """
 
     layer: str
@@ -94,6 +108,7 @@ class WeightCondition:
     vanishing_guaranteed: bool | None
     sigma_min: float = float("nan")
     forget_bias: float | None = None
+    code: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def orthogonal(self) -> bool:
@@ -112,12 +127,11 @@ class Verdict:
 
 @dataclass
 class Diagnosis:
-    """Everything :func:`diagnose` measured (see the module doc)."""
+    """Everything :func:`diagnose` measured (see the module doc); ``horizon`` and
+    ``decay_rate`` are read from the trace at ``threshold``."""
 
     trace: Trace
     threshold: float
-    horizon: int
-    decay_rate: float
     verdict: Verdict
     remedies: list[str]
     weights: list[WeightCondition]
@@ -126,55 +140,66 @@ class Diagnosis:
     lags: LagDecomposition | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def horizon(self) -> int:
+        return self.trace.horizon(self.threshold)
 
-def _recurrent_weights(
-    model: nn.Module,
-) -> Iterator[tuple[str, str, Tensor, int, float | None]]:
-    """Yield (layer name, mode, W_hh, gates, forget bias) for every fused layer/direction."""
-    for name, m in model.named_modules():
-        if isinstance(m, nn.RNNBase):
-            name = name or type(m).__name__.lower()
-            mode = m.mode.lower()
-            gates = {"lstm": 4, "gru": 3}.get(mode, 1)
-            for layer in range(m.num_layers):
-                for sfx in ("", "_reverse")[: 1 + m.bidirectional]:
-                    w = getattr(m, f"weight_hh_l{layer}{sfx}")
-                    yield f"{name}.l{layer}{sfx}", mode, w, gates, _forget_bias(
-                        m, f"l{layer}{sfx}") if mode == "lstm" else None
+    @property
+    def decay_rate(self) -> float:
+        return self.trace.decay_rate()
 
 
-def _forget_bias(m: nn.RNNBase, suffix: str) -> float:
-    """Mean of b_if + b_hf (rows H:2H; torch orders the LSTM gates i, f, g, o); 0 if no bias."""
-    h, total = m.hidden_size, 0.0
-    for kind in ("ih", "hh"):
-        bias = getattr(m, f"bias_{kind}_{suffix}", None)
-        if bias is not None:
-            total += float(bias.detach()[h: 2 * h].double().mean())
-    return total
+def _forget_bias(layer: RecurrentLayer) -> float | None:
+    """Mean of b_if + b_hf over units (the cell's forget-gate rows); None if no such gate,
+    0 if no bias."""
+    cell = layer.cell
+    if cell.forget_gate is None:
+        return None
+    h, rows = cell.hidden_size, cell.forget_gate
+    ps = cell.weights()
+    return sum(float(ps[k].detach()[rows * h: (rows + 1) * h].double().mean())
+               for k in ("bias_ih", "bias_hh") if k in ps)
+
+
+def _code_names(layer: RecurrentLayer) -> dict:
+    cell = layer.cell
+    names = {"w": layer.parameter("weight_hh"), "b_ih": layer.parameter("bias_ih"),
+             "b_hh": layer.parameter("bias_hh"), "g": cell.gates}
+    if cell.forget_gate is not None:
+        h = cell.hidden_size
+        names["rows"] = f"{cell.forget_gate * h}:{(cell.forget_gate + 1) * h}"
+    return names
 
 
 def weight_conditions(model: nn.Module) -> list[WeightCondition]:
     """rho and sigma_max of every recurrent layer's W_hh, in float64 (see module doc).
 
-    A W_hh holding NaN or inf gets NaN for every measured field.
+    The matrices are the cell's (H, H) recurrent blocks (:meth:`Cell.recurrent_blocks`:
+    the gate blocks of W_hh, composed with W_hr for an LSTM with a projection). Layers
+    come from :func:`vanishing.recurrent.recurrent_layers` (fused modules, stock and
+    library cells). A W_hh holding NaN or inf gets NaN for every measured field.
     """
     out = []
-    for name, mode, w, gates, forget in _recurrent_weights(model):
-        h = w.shape[1]
-        blocks = w.detach().double().reshape(gates, h, h)
+    for layer in recurrent_layers(model):
+        cell = layer.cell
+        mode, gamma, forget = cell.kind, cell.gamma, _forget_bias(layer)
+        blocks = cell.recurrent_blocks().detach().double()
+        code = _code_names(layer)
         if not bool(torch.isfinite(blocks).all()):  # nothing to decompose: say so, as NaN
             nan = float("nan")
-            out.append(WeightCondition(name, mode, nan, nan, GAMMA.get(mode), None, nan, forget))
+            out.append(WeightCondition(layer.name, mode, nan, nan, gamma, None, nan, forget,
+                                       code))
             continue
         rho = float(torch.linalg.eigvals(blocks).abs().max())
         svals = torch.linalg.svdvals(blocks)
         sigma = float(svals.max())
-        gamma = GAMMA.get(mode)
-        out.append(WeightCondition(name, mode, rho, sigma, gamma,
+        out.append(WeightCondition(layer.name, mode, rho, sigma, gamma,
                                    None if gamma is None else sigma < 1 / gamma,
-                                   float(svals.min()), forget))
+                                   float(svals.min()), forget, code))
     if not out:
-        raise ValueError(f"{type(model).__name__} contains no torch.nn.RNN, LSTM or GRU")
+        raise ValueError(f"{type(model).__name__} contains no recurrent weights this library "
+                         f"can read (torch.nn.RNN/LSTM/GRU, nn.RNNCell/LSTMCell/GRUCell or a "
+                         f"vanishing Cell)")
     return out
 
 
@@ -186,7 +211,7 @@ def saturation(hidden: Tensor, threshold: float = 0.99) -> float:
 def lag_decomposition(
     model: nn.Module,
     x: Tensor,
-    loss: Loss | None = None,
+    loss: OutputLoss | None = None,
     *,
     layer: str | None = None,
     max_lag: int | None = None,
@@ -201,13 +226,14 @@ def lag_decomposition(
         layer: layer name (default: the last forward Elman layer run).
         max_lag: resolve lags 0..max_lag (default all; cost O(T * max_lag * N * H^2)).
     """
-    grads = [g for g in layer_gradients(model, x, loss) if isinstance(g.record.cell, ElmanCell)]
+    grads = [g for g in layer_gradients(model, x, loss)
+             if g.record is not None and isinstance(g.record.cell, ElmanCell)]
     if not grads:
-        raise ValueError("the lag decomposition is written for the Elman RNN (torch.nn.RNN); "
-                         f"{type(model).__name__} runs no such layer")
+        raise ValueError("the lag decomposition is written for the Elman RNN (torch.nn.RNN, "
+                         f"one call per forward); {type(model).__name__} runs no such layer")
     names = [g.name for g in grads]
     if layer is None:
-        layer = [g.name for g in grads if not g.record.reverse][-1]
+        layer = [g.name for g in grads if not g.reverse][-1]
     g = grads[names.index(_checks.one_of("Elman layer", layer, names))]
     r = g.record
     return lag_terms(r.cell, r.inputs.detach(), g.direct, r.h0, max_lag=max_lag)
@@ -250,7 +276,8 @@ def classify(
                    f"the last step's and grows at most {growth:.3g}x", float(horizon))
 
 
-def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = False) -> list[str]:
+def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = False,
+             code: bool = False) -> list[str]:
     """The :data:`REMEDIES` that fit a problem ``kind`` and the model's weights, best first.
 
     Args:
@@ -258,6 +285,9 @@ def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = Fal
         weights: :func:`weight_conditions` of the model; advice it already follows
             (orthogonal W_hh, LSTM forget bias >= 1.5, spectral radius < 1) is left out.
         saturated: most tanh units are saturated (see :func:`saturation`).
+        code: also write each remedy as torch code for the user's own modules
+            (:data:`CODE`, e.g. ``torch.nn.init.orthogonal_`` on ``model.rnn.weight_hh_l0``),
+            for a model that is not this library's :class:`~vanishing.models.SequenceModel`.
     """
     if not isinstance(weights, list | tuple) or not all(
             isinstance(w, WeightCondition) for w in weights):
@@ -276,13 +306,28 @@ def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = Fal
             ["radius"] if any(w.spectral_radius >= 1 for w in elman) else [])
     elif kind == "nan":
         keys = ["lower_lr", "clip", "check_data"]
-    return [REMEDIES[k] for k in keys]
+    if not code:
+        return [REMEDIES[k] for k in keys]
+    which = {"orthogonal": [w for w in weights if not w.orthogonal],
+             "forget_bias": [w for w in weights if w.forget_bias is not None
+                             and w.forget_bias < 1.5],
+             "radius": [w for w in elman if w.spectral_radius >= 1]}
+    out = []
+    for k in keys:
+        text = REMEDIES[k]
+        if k in ("clip", "truncate"):
+            text += f"; in torch: {CODE[k]}"
+        elif k in which and all(w.code for w in which[k]):
+            lines = "; ".join(CODE[k].format(**w.code) for w in which[k])
+            text += f"; in torch: {lines}"
+        out.append(text)
+    return out
 
 
 def diagnose(
     model: nn.Module,
     x: Tensor,
-    loss: Loss | None = None,
+    loss: OutputLoss | None = None,
     *,
     threshold: float = 1e-3,
     min_horizon: int | None = None,
@@ -300,23 +345,31 @@ def diagnose(
         lags: also split dL/dW_hh by lag (Elman layers only).
         max_lag: for the lag decomposition.
     """
-    threshold = _checks.positive_float("threshold", threshold)
+    threshold = _checks.fraction("threshold", threshold)
     grads = layer_gradients(model, x, loss)
     trace = Trace.from_gradients(grads)
-    main = next(g for g in grads if g.name == trace.layer)
+    if trace.norms.size < 2:
+        raise ValueError(f"a gradient through time needs at least two steps; {trace.main_layer} "
+                         f"ran {trace.norms.size}")
+    main = next(g for g in grads if g.name == trace.main_layer)
     verdict = classify(trace, threshold=threshold, min_horizon=min_horizon,
                        max_growth=max_growth)
     weights = weight_conditions(model)
-    sat = {g.name: saturation(g.record.hidden) for g in grads
-           if isinstance(g.record.cell, ElmanCell) and g.record.cell.nonlinearity == "tanh"}
+    sat = {g.name: saturation(g.record.hidden) for g in grads if _tanh(g)}
     saturated = any(share > 0.5 for share in sat.values())
-    result = Diagnosis(trace, threshold, trace.horizon(threshold), trace.decay_rate(), verdict,
-                       remedies(verdict.kind, weights, saturated=saturated), weights, sat)
-    if jacobian:
+    code = not isinstance(model, SequenceModel)
+    result = Diagnosis(trace, threshold, verdict,
+                       remedies(verdict.kind, weights, saturated=saturated, code=code), weights,
+                       sat)
+    r = main.record
+    if jacobian and r is not None:
         result.jacobian = jacobian_products(model, x, layer=main.name, k=min(
-            4, main.record.cell.hidden_size))
-    if lags and isinstance(main.record.cell, ElmanCell):
-        r = main.record
+            4, sum(r.cell.state_sizes)))
+    elif jacobian:
+        result.notes.append(f"{main.name} is not one call of a fused module: no Jacobian "
+                            f"product (vanishing.jacobian.cell_jacobian_products takes a cell "
+                            f"and its inputs)")
+    if lags and r is not None and isinstance(r.cell, ElmanCell):
         result.lags = lag_terms(r.cell, r.inputs.detach(), main.direct, r.h0, max_lag=max_lag)
     for name, share in sat.items():
         if share > 0.5:
@@ -328,3 +381,8 @@ def diagnose(
     if math.isnan(result.decay_rate):
         result.notes.append("too few nonzero steps to fit a decay rate")
     return result
+
+
+def _tanh(g: LayerGradients) -> bool:
+    r = g.record
+    return r is not None and isinstance(r.cell, ElmanCell) and r.cell.nonlinearity == "tanh"

@@ -33,6 +33,8 @@ from torch import Tensor, nn
 
 from . import _checks
 from .cells import Cell
+from .recurrent import RecurrentLayer
+from .recurrent import recurrent_layers as walk
 
 __all__ = ["SCHEMES", "initialize", "spectral_radius", "recurrent_layers"]
 
@@ -42,27 +44,19 @@ SCHEMES = ("default", "orthogonal", "identity")
 def recurrent_layers(module: nn.Module) -> Iterator[tuple[dict[str, Tensor], int, str]]:
     """Yield ``(params, gates, mode)`` for every recurrent layer (and direction) in ``module``.
 
-    ``params`` maps ``weight_ih, weight_hh, bias_ih, bias_hh`` to the live tensors.
-    Works for a :class:`~vanishing.cells.Cell`, a fused ``torch.nn.RNN/LSTM/GRU``, or any
-    module containing them.
+    ``params`` maps ``weight_ih, weight_hh, bias_ih, bias_hh`` (and an LSTM projection's
+    ``weight_hr``) to the live tensors; ``mode`` is ``rnn``, ``lstm`` or ``gru``. Works
+    for anything :func:`vanishing.recurrent.recurrent_layers` finds: a
+    :class:`~vanishing.cells.Cell`, a fused ``torch.nn.RNN/LSTM/GRU``, a stock
+    ``torch.nn.*Cell``, or any module containing them.
     """
-    for sub in module.modules():
-        if isinstance(sub, Cell):
-            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            mode = "lstm" if sub.gates == 4 else "gru" if sub.gates == 3 else "rnn"
-            params = {n: getattr(sub, n) for n in names if getattr(sub, n) is not None}
-            yield params, sub.gates, mode
-        elif isinstance(sub, nn.RNNBase):
-            gates = {"LSTM": 4, "GRU": 3}.get(sub.mode, 1)
-            mode = sub.mode.lower() if gates > 1 else "rnn"
-            for layer in range(sub.num_layers):
-                for sfx in ("", "_reverse")[: 1 + sub.bidirectional]:
-                    ps = {}
-                    for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                        t = getattr(sub, f"{n}_l{layer}{sfx}", None)
-                        if t is not None:
-                            ps[n] = t
-                    yield ps, gates, mode
+    for layer in _layers(module):
+        cell = layer.cell
+        yield cell.weights(), cell.gates, cell.kind if cell.gates > 1 else "rnn"
+
+
+def _layers(module: nn.Module) -> list[RecurrentLayer]:
+    return walk(module)
 
 
 def spectral_radius(w: Tensor) -> float:
@@ -103,33 +97,47 @@ def initialize(
         radius = _checks.positive_float("radius", radius)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
-    found = False
-    for ps, gates, mode in recurrent_layers(module):
-        found = True
-        w_hh = ps["weight_hh"]
-        h = w_hh.shape[1]
-        bound = 1.0 / math.sqrt(h)
-        for p in ps.values():
-            p.copy_(torch.empty_like(p, device="cpu").uniform_(-bound, bound, generator=generator))
-        blocks = w_hh.view(gates, h, h)
-        if scheme == "orthogonal":
-            for g in range(gates):
-                blocks[g].copy_(_orthogonal(h, generator, w_hh))
-        elif scheme == "identity":
-            blocks.copy_(torch.eye(h, dtype=w_hh.dtype).expand(gates, h, h))
-            w_ih = ps["weight_ih"]
-            w_ih.copy_(torch.randn(w_ih.shape, generator=generator, dtype=w_ih.dtype) * 1e-3)
-            for n in ("bias_ih", "bias_hh"):
-                if n in ps:
-                    ps[n].zero_()
-        if radius is not None:
-            for g in range(gates):
-                rho = spectral_radius(blocks[g])
-                if rho > 0:
-                    blocks[g].mul_(radius / rho)
-        if forget_bias is not None and mode == "lstm" and "bias_ih" in ps:
-            ps["bias_ih"][h : 2 * h].fill_(float(forget_bias))
-            ps["bias_hh"][h : 2 * h].zero_()
-    if not found:
+    layers = _layers(module)
+    if not layers:
         raise ValueError(f"initialize: {type(module).__name__} contains no recurrent layer")
+    for layer in layers:
+        _initialize_cell(layer.cell, layer.parameter, scheme, radius, forget_bias, generator)
     return module
+
+
+def _initialize_cell(cell: Cell, name, scheme: str, radius: float | None,
+                     forget_bias: float | None, generator: torch.Generator) -> None:
+    """One layer, in place, through the tensors the cell shares with the model."""
+    ps = cell.weights()
+    for key, p in ps.items():
+        if not isinstance(p, nn.Parameter):
+            raise ValueError(f"initialize: {name(key)} is computed by a parametrization; "
+                             f"initialise the parameter it is computed from instead")
+    h, gates = cell.hidden_size, cell.gates
+    bound = 1.0 / math.sqrt(h)
+    for p in ps.values():
+        p.copy_(torch.empty_like(p, device="cpu").uniform_(-bound, bound, generator=generator))
+    w_hh = ps["weight_hh"]
+    blocks = w_hh.view(gates, h, w_hh.shape[1])  # (G, H, H), or (G, H, P) with a projection
+    if scheme == "orthogonal":
+        for g in range(gates):
+            blocks[g].copy_(_orthogonal(h, generator, w_hh)[:, : w_hh.shape[1]])
+    elif scheme == "identity":
+        blocks.copy_(torch.eye(h, w_hh.shape[1], dtype=w_hh.dtype).expand_as(blocks))
+        w_ih = ps["weight_ih"]
+        w_ih.copy_(torch.randn(w_ih.shape, generator=generator, dtype=w_ih.dtype) * 1e-3)
+        for n in ("bias_ih", "bias_hh"):
+            if n in ps:
+                ps[n].zero_()
+    if radius is not None:
+        if w_hh.shape[1] != h:
+            raise ValueError(f"initialize: radius= needs square W_hh blocks; {name('weight_hh')} "
+                             f"has blocks of shape ({h}, {w_hh.shape[1]}) (proj_size)")
+        for g in range(gates):
+            rho = spectral_radius(blocks[g])
+            if rho > 0:
+                blocks[g].mul_(radius / rho)
+    if forget_bias is not None and cell.forget_gate is not None and "bias_ih" in ps:
+        rows = slice(cell.forget_gate * h, (cell.forget_gate + 1) * h)
+        ps["bias_ih"][rows].fill_(float(forget_bias))
+        ps["bias_hh"][rows].zero_()

@@ -7,8 +7,10 @@ The gradient reaching back from step T to step t is multiplied by
 where s is the recurrent state: h for Elman and GRU, (h, c) for the LSTM (then dh_T/dh_t
 is the h-block of the product: h_t nudged with c_t held, as the probe does).
 
-* Elman RNN: closed form, J_s = diag(f'(a_s)) W_hh (see :mod:`vanishing.bptt`).
-* LSTM, GRU: J_s by ``torch.func.jacrev`` + ``vmap`` over (sample, step), in chunks.
+* a cell with a closed form (:meth:`vanishing.cells.Cell.jacobian`; the Elman RNN:
+  J_s = diag(f'(a_s)) W_hh) gives it;
+* every other cell (LSTM, GRU, ...): J_s by ``torch.func.jacrev`` + ``vmap`` over
+  (sample, step), in chunks.
 
 The product is formed backwards from T, one factor per step, and **rescaled at every
 step** with the scale kept as a logarithm: at T = 1000 a default tanh RNN has
@@ -26,7 +28,6 @@ Everything is computed in float64, on a float64 copy of each cell.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,8 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _checks
-from .bptt import elman_forward
-from .cells import Cell, ElmanCell, LSTMCell
+from .cells import Cell
 from .probe import unrolled
 
 __all__ = ["JacobianTrace", "cell_jacobian_products", "jacobian_products", "SPECTRAL"]
@@ -97,25 +97,25 @@ def _jacobians(cell: Cell, x: Tensor, h0, chunk: int, closed_form: bool = True
                ) -> Iterator[Tensor]:
     """Yield J_t = ds_t/ds_(t-1), (N, S, S), for t = T-1 down to 1 (0-based).
 
-    Elman cells use the closed form diag(f'(a_t)) W_hh unless ``closed_form`` is False;
-    every other cell (and Elman with ``closed_form=False``) uses ``torch.func.jacrev``.
+    A cell whose :meth:`~vanishing.cells.Cell.jacobian` has a closed form (the Elman
+    cell: diag(f'(a_t)) W_hh) gives it, unless ``closed_form`` is False; every other
+    cell is differentiated by ``torch.func.jacrev``, in chunks of steps.
     """
-    if isinstance(cell, ElmanCell) and closed_form:
-        if h0 is not None and not isinstance(h0, Tensor):
-            h0 = h0[0]
-        _, fp = elman_forward(cell, x, None if h0 is None else h0.to(F64))
-        w = cell.weight_hh.detach()
+    xp, before = _state_steps(cell, x, h0)
+    split = cell.state_sizes
+
+    def parts(s: Tensor) -> tuple[Tensor, ...]:
+        return tuple(s.split(split, -1))
+
+    if closed_form and cell.jacobian(xp[:, 0], parts(before[:, 0])) is not None:
         for t in range(x.shape[1] - 1, 0, -1):
-            yield fp[:, t, :, None] * w  # diag(f'(a_t)) W_hh
+            yield cell.jacobian(xp[:, t], parts(before[:, t]))
         return
-    h = cell.hidden_size
-    split = (h, h) if isinstance(cell, LSTMCell) else (h,)
 
     def step(xp_t: Tensor, s: Tensor) -> Tensor:
-        return torch.cat(cell.recur(xp_t, s.split(split, -1)), -1)
+        return torch.cat(cell.recur(xp_t, parts(s)), -1)
 
     per_sample = torch.func.vmap(torch.func.jacrev(step, argnums=1))
-    xp, before = _state_steps(cell, x, h0)
     n, length = x.shape[0], x.shape[1]
     for end in range(length, 1, -chunk):  # steps [start, end) with start >= 1, newest first
         start = max(1, end - chunk)
@@ -172,7 +172,7 @@ def cell_jacobian_products(
         x: (N, T, H_in) the cell's input sequence.
         h0: initial state (``h``, or ``(h, c)`` for the LSTM); zeros if None.
         k: leading singular values / Lyapunov exponents to estimate (0: none; at most
-            the state size S = H, or 2H for the LSTM).
+            the state size S: H, or H + H for the LSTM's (h, c)).
         spectral: ``power`` (warm-started power iteration, default), ``svd`` (exact,
             slower: a test oracle) or ``none`` (Frobenius only).
         chunk: steps per ``torch.func`` call for LSTM / GRU (memory: N * chunk * S^2).
@@ -185,11 +185,9 @@ def cell_jacobian_products(
     _checks.nonneg_int("k", k)
     _checks.positive_int("chunk", chunk)
     x = _checks.sequence("x", x, cell.input_size).detach().to(F64)
-    cell = copy.deepcopy(cell).to(F64)
-    for p in cell.parameters():
-        p.requires_grad_(False)
-    h = cell.hidden_size
-    size = 2 * h if isinstance(cell, LSTMCell) else h
+    cell = cell.detached(F64)  # no graph to the model, parametrized weights included
+    h = cell.state_sizes[0]
+    size = sum(cell.state_sizes)
     if k > size:
         raise ValueError(f"k must be at most the state size {size}, got {k}")
     n, length = x.shape[0], x.shape[1]

@@ -12,13 +12,25 @@
 
 Every step it checks the loss and the parameter gradients for NaN / inf (one reduction),
 and raises a ``nan`` alarm on the step they first appear. Every ``every`` steps
-(steps 1, every + 1, ...) it probes the gradient through time (the total dL/dh_t, see
-:func:`vanishing.probe.hidden_gradients`) on the first ``probe_batch`` sequences of the
-batch (taken along its batch dimension, so time-first input works too):
+(steps 1, every + 1, ...) it probes the gradient through time (the total dL/dh_t, by
+:func:`vanishing.probe.layer_gradients`, the same mechanism and default loss as
+:func:`~vanishing.probe.hidden_gradients`, rounding-noise guard included) on the first
+``probe_batch`` sequences of the batch, taken along its batch dimension (time-first input
+and flat per-step targets work too). The model may be anything :func:`vanishing.probe.record`
+records: fused modules, cell loops, named ``steps``; a forward that takes more than x
+is given as ``forward=lambda model, x: ...``.
 
-* ``vanishing``: the horizon (lag where ||dL/dh_(T-k)|| / ||dL/dh_T|| drops below
-  ``threshold``) is shorter than ``min_horizon`` (default: the whole sequence);
+The alarm rule, on that probe's main layer (the last recurrent layer run):
+
+* ``vanishing``: the horizon (the largest lag k with ||dL/dh_(T-k)|| / ||dL/dh_T|| above
+  ``threshold``, default 1e-3) is shorter than ``min_horizon`` (default: the whole
+  sequence, T - 1);
 * ``exploding``: going back, ||dL/dh_t|| grows above ``max_growth`` x ||dL/dh_T||.
+
+At torch's default initialisation the gradient of a tanh RNN, a GRU and an LSTM alike
+falls to about 1e-3 of the last step's within about ten steps (the LSTM's forget gate
+starts near 0.5), so on longer sequences all three are reported as vanishing at first;
+that is a measurement, not noise: a forget-gate bias of 1 or more keeps an LSTM silent.
 
 The probe runs in eval mode, with its own copy of the random state and without touching
 any ``.grad`` field, so it does not change the training run it watches.
@@ -32,6 +44,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -39,7 +52,9 @@ from torch import Tensor, nn
 
 from . import _checks
 from .diagnose import Verdict, classify, remedies, weight_conditions
-from .probe import Loss, Trace, default_loss, layer_gradients
+from .models import SequenceModel
+from .probe import OutputLoss, Trace, layer_gradients
+from .recurrent import batch_first, find_steps
 
 __all__ = ["Alarm", "GradientAlarm", "GradientMonitor"]
 
@@ -76,7 +91,9 @@ class GradientMonitor:
     """Watch a model's gradients during training (see the module doc).
 
     Args:
-        model: the model being trained; it must contain a ``torch.nn.RNN/LSTM/GRU``.
+        model: the model being trained: any module in which
+            :func:`vanishing.recurrent.find_steps` finds a recurrent step (fused
+            ``nn.RNN/LSTM/GRU``, ``nn.*Cell`` loops, library cells, or ``steps``).
         every: probe the gradient through time every ``every`` steps (>= 1).
         loss_fn: the probe's loss, a callable of the model's output, or of
             ``(output, y)`` when ``y`` is given to :meth:`step`; default: the sum of
@@ -89,12 +106,19 @@ class GradientMonitor:
         warn: also issue each alarm as a :class:`GradientAlarm` warning.
         batch_dim: the dimension of x that indexes the sequences: 0 for (N, T, ...)
             input, 1 for time-first (T, N, ...); default: ``batch_first`` of the
-            model's ``nn.RNN/LSTM/GRU`` modules (an error if they disagree). Pass it when
-            the model transposes x before its recurrent module.
+            model's recurrent (and attention) modules (an error if they disagree). When
+            no module says (cell loops), the whole batch is probed. Pass it when the
+            model transposes x before its recurrent module.
         y_batch_dim: the dimension of y that indexes the sequences; default
             ``batch_dim`` (per-step targets laid out like x). Pass 0 for per-sequence
-            targets, (N,) or (N, C), of a time-first model. y must have as many
-            sequences there as x has.
+            targets, (N,) or (N, C), of a time-first model. Flat per-step targets of
+            T * N rows (a language model's ``y.view(-1)``, in x's layout) are recognised
+            and sliced as such.
+        forward: how to run the model on the probe batch, ``forward(model, x) ->
+            output``, for a forward that takes more than x (a hidden state, lengths);
+            default ``model(x)``.
+        step_modules: more modules to record as steps (``steps=`` of
+            :func:`vanishing.probe.record`).
 
     Attributes:
         alarms: every alarm raised so far. A vanishing or exploding alarm is raised when a
@@ -107,7 +131,7 @@ class GradientMonitor:
 
     model: nn.Module
     every: int = 50
-    loss_fn: Loss | None = None
+    loss_fn: OutputLoss | None = None
     x: Tensor | None = None
     probe_batch: int = 8
     threshold: float = 1e-3
@@ -116,6 +140,8 @@ class GradientMonitor:
     warn: bool = True
     batch_dim: int | None = None
     y_batch_dim: int | None = None
+    forward: Callable[[nn.Module, Tensor], object] | None = None
+    step_modules: Iterable = ()
     alarms: list[Alarm] = field(default_factory=list, init=False)
     traces: dict[int, Trace] = field(default_factory=dict, init=False, repr=False)
     verdicts: dict[int, Verdict] = field(default_factory=dict, init=False, repr=False)
@@ -131,7 +157,15 @@ class GradientMonitor:
         _checks.positive_float("max_growth", self.max_growth)
         if self.min_horizon is not None:
             _checks.nonneg_int("min_horizon", self.min_horizon)
-        weight_conditions(self.model)  # refuses a model with no recurrent layer, up front
+        if self.forward is not None and not callable(self.forward):
+            raise TypeError(f"forward must be a callable (model, x) -> output, got "
+                            f"{type(self.forward).__name__}")
+        mods = self.step_modules
+        self.step_modules = (mods,) if isinstance(mods, nn.Module) else tuple(mods)
+        if not find_steps(self.model, self.step_modules):  # refused up front, not mid-training
+            raise ValueError(f"GradientMonitor: {type(self.model).__name__} has no recurrent "
+                             f"step to probe (no torch.nn.RNN/LSTM/GRU, nn.*Cell or vanishing "
+                             f"Cell); name the one-step module with step_modules=[model.<module>]")
         if self.batch_dim is None:
             self._xdim = _batch_dim(self.model)
         elif _checks.nonneg_int("batch_dim", self.batch_dim) > 1:
@@ -141,6 +175,8 @@ class GradientMonitor:
             self._xdim = self.batch_dim
         self._ydim = self._xdim if self.y_batch_dim is None else \
             _checks.nonneg_int("y_batch_dim", self.y_batch_dim)
+        if self._ydim is None:
+            self._ydim = 0
         self._bad = False  # NaN seen on the previous step: alarm again only after recovery
         self._last_kind = "healthy"  # the last probe's verdict
 
@@ -168,7 +204,13 @@ class GradientMonitor:
     def _alarm(self, kind: str, message: str, value: float = float("nan")) -> Alarm:
         # the weights as they are now: advice they already follow is left out (NaN advice
         # does not depend on them, and NaN weights have no singular values to read)
-        advice = remedies(kind, [] if kind == "nan" else weight_conditions(self.model))
+        weights = []
+        if kind != "nan":
+            try:
+                weights = weight_conditions(self.model)
+            except ValueError:  # only user-named steps: no weights this library can read
+                weights = []
+        advice = remedies(kind, weights, code=not isinstance(self.model, SequenceModel))
         return Alarm(self.steps, kind, message, tuple(advice), value)
 
     def _check_finite(self, loss) -> list[Alarm]:
@@ -192,33 +234,29 @@ class GradientMonitor:
         if x is None:
             raise ValueError("GradientMonitor needs a batch to probe: pass x= to step() or "
                              "to the constructor")
-        xb = _first("x", x, self._xdim, self.probe_batch, "batch_dim")
-        target = None if y is None else _first("y", y, self._ydim, self.probe_batch,
-                                                "y_batch_dim", x.shape[self._xdim])
+        if not isinstance(x, Tensor):
+            raise TypeError(f"GradientMonitor: x must be a torch.Tensor, got "
+                            f"{type(x).__name__}")
+        xb, target = x, y
+        if self._xdim is not None:  # the first probe_batch sequences, of x and of y
+            xb = _first("x", x, self._xdim, self.probe_batch, "batch_dim")
+            if y is not None:
+                target = _first_targets(y, x, self._xdim, self._ydim, self.probe_batch)
         fn = self.loss_fn
+        loss = None  # the probe's own default loss, as hidden_gradients
         if fn is not None:
             def loss(out):
                 return fn(out) if target is None else fn(out, target)
-        elif self._xdim == 0:
-            loss = None  # the probe's own default, out[:, -1].sum()
-        else:  # time first: out[-1].sum()
-            loss = default_loss(self.model, xb, steps=xb.shape[0], batch_first=False)
 
         training = self.model.training
         try:
             self.model.eval()
             with torch.random.fork_rng(devices=[]):
-                grads = layer_gradients(self.model, xb, loss)
+                grads = layer_gradients(self.model, xb, loss, steps=self.step_modules,
+                                        forward=self.forward)
         finally:
             self.model.train(training)
-        steps = xb.shape[1 - self._xdim]
-        ran = {g.total.shape[1] for g in grads}  # (N, T, H) each
-        if self.batch_dim is None and steps not in ran:
-            raise ValueError(
-                f"GradientMonitor: x has {steps} steps along dimension {1 - self._xdim} (time, "
-                f"if the batch is dimension {self._xdim} as the recurrent modules' "
-                f"batch_first says), but the recurrent layers ran {sorted(ran)} steps; the "
-                f"model probably transposes x. Pass batch_dim= (0 for (N, T, ...) input)")
+        self._check_layout(xb, grads)
         try:
             trace = Trace.from_gradients(grads)
         except ValueError:  # exactly zero at every step
@@ -235,19 +273,45 @@ class GradientMonitor:
             self._last_kind = verdict.kind
             return []  # healthy, or the same problem as at the last probe: already raised
         self._last_kind = verdict.kind
-        return [self._alarm(verdict.kind, f"{trace.layer}: {verdict.reason}", verdict.value)]
+        return [self._alarm(verdict.kind, f"{trace.main_layer}: {verdict.reason}",
+                            verdict.value)]
+
+    def _check_layout(self, xb: Tensor, grads) -> None:
+        """Refuse a batch dimension read from batch_first that the model contradicts."""
+        if self.batch_dim is not None or self._xdim is None or xb.dim() < 2:
+            return
+        steps = xb.shape[1 - self._xdim]
+        ran = {g.total.shape[1] for g in grads if g.record is not None}  # one-call layers
+        if ran and steps not in ran:
+            raise ValueError(
+                f"GradientMonitor: x has {steps} steps along dimension {1 - self._xdim} (time, "
+                f"if the batch is dimension {self._xdim} as the recurrent modules' "
+                f"batch_first says), but the recurrent layers ran {sorted(ran)} steps; the "
+                f"model probably transposes x. Pass batch_dim= (0 for (N, T, ...) input)")
 
 
-def _batch_dim(model: nn.Module) -> int:
-    """The batch dimension of x, from ``batch_first`` of the model's recurrent modules."""
-    flags = {name or type(m).__name__.lower(): m.batch_first
-             for name, m in model.named_modules() if isinstance(m, nn.RNNBase)}
-    if len(set(flags.values())) > 1:
-        listed = ", ".join(f"{name}: batch_first={flag}" for name, flag in flags.items())
-        raise ValueError(f"GradientMonitor: the model's recurrent modules disagree on "
-                         f"batch_first ({listed}), so the batch dimension of x is unknown; "
-                         f"pass batch_dim=0 (x is (N, T, ...)) or 1 (x is (T, N, ...))")
-    return 0 if next(iter(flags.values())) else 1
+def _batch_dim(model: nn.Module) -> int | None:
+    """The batch dimension of x from the modules' ``batch_first``; None if none says."""
+    try:
+        flag = batch_first(model)
+    except ValueError as exc:
+        raise ValueError(f"GradientMonitor: {exc}; pass batch_dim=0 (x is (N, T, ...)) or 1 "
+                         f"(x is (T, N, ...))") from None
+    return None if flag is None else 0 if flag else 1
+
+
+def _first_targets(y: Tensor, x: Tensor, xdim: int, ydim: int, n: int) -> Tensor:
+    """The targets of the first ``n`` sequences: y sliced along ``ydim``, or, for flat
+    per-step targets (T * N rows laid out as x, a language model's ``y.view(-1)``),
+    reshaped to x's (T, N) or (N, T), sliced, and flattened back."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"GradientMonitor: y must be a torch.Tensor, got {type(y).__name__}")
+    rows = x.shape[0] * x.shape[1]
+    if y.dim() >= 1 and y.shape[0] == rows and y.shape[0] != x.shape[xdim]:
+        grid = y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
+        part = grid.narrow(xdim, 0, min(n, x.shape[xdim]))
+        return part.reshape(-1, *y.shape[1:])
+    return _first("y", y, ydim, n, "y_batch_dim", x.shape[xdim])
 
 
 def _first(name: str, t: Tensor, dim: int, n: int, arg: str, size: int | None = None
@@ -258,8 +322,9 @@ def _first(name: str, t: Tensor, dim: int, n: int, arg: str, size: int | None = 
                         f"{type(t).__name__}")
     if t.dim() <= dim or (size is not None and t.shape[dim] != size):
         has = f"{t.shape[dim]} there" if t.dim() > dim else "no such dimension"
+        flat = f" or hold T * N = {size} * ... flat per-step rows" if size else ""
         raise ValueError(f"GradientMonitor: {name} of shape {tuple(t.shape)} should hold "
                          f"{'the' if size is None else size} sequences along its batch "
-                         f"dimension {dim}, but has {has}; pass {arg}= to say which "
+                         f"dimension {dim}{flat}, but has {has}; pass {arg}= to say which "
                          f"dimension indexes the batch")
     return t.narrow(dim, 0, min(n, t.shape[dim]))

@@ -377,15 +377,19 @@ def _check_call(model: nn.Module, x: object) -> None:
 
 
 def layer_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None, *,
-                    lengths: object = None, steps: Iterable = ()) -> list[LayerGradients]:
+                    lengths: object = None, steps: Iterable = (),
+                    forward: Callable[[nn.Module, Tensor], object] | None = None
+                    ) -> list[LayerGradients]:
     """Record ``model(x)``, backpropagate once: every layer's total and direct dL/dh_t.
 
     ``loss`` is a callable of the output (default: :func:`default_loss`, with the
-    rounding-noise guard); ``lengths`` and ``steps`` as :func:`record`.
+    rounding-noise guard); ``lengths`` and ``steps`` as :func:`record`; ``forward``, if
+    given, runs the model instead of ``model(x)``: ``forward(model, x) -> output``.
     """
-    _check_call(model, x)
+    if forward is None:
+        _check_call(model, x)
     with record(model, steps=steps, lengths=lengths) as rec:
-        output = model(x)
+        output = model(x) if forward is None else forward(model, x)
         default = loss is None
         if default:
             main = _main_tape(rec._tape)
