@@ -75,20 +75,20 @@ def test_out_that_is_a_file(tmp_path):
 def test_sentences_name_a_diverged_run_instead_of_printing_nan():
     import numpy as np
 
-    from vanishing.cli.demo import _sentences
     from vanishing.demo import DemoReport, ModelReport, demo_config
     from vanishing.probe import Trace
+    from vanishing.report.demo_text import sentences
     from vanishing.train import TrainResult, build
 
     def report(name, status, test):
         config = demo_config(name, 3, 10, 0)
         task, model = build(config)
-        result = TrainResult(config, model, task, status, 10, None, final={}, test=test)
+        result = TrainResult(config, model, task, status, 10, None, test=test)
         trace = Trace(norms=np.geomspace(1e-6, 1.0, 10))
         return ModelReport(name, result, trace, trace)
 
     demo = DemoReport(3, 10, 0, 0.125, "", [report("rnn_tanh", "diverged", {}),
                                            report("lstm", "solved", {"accuracy": 0.5})])
-    text = " ".join(_sentences(demo))
+    text = " ".join(sentences(demo))
     assert "nan" not in text.lower()
     assert "rnn_tanh reached diverged" not in text and "diverged" in text and "50.0%" in text

@@ -124,10 +124,10 @@ def test_an_underflowed_gradient_is_not_shown_as_an_exact_zero():
 
 
 def test_a_true_zero_stays_zero_and_a_short_horizon_still_falls_below():
-    from vanishing.cli.probe import _underflowed
+    from vanishing.report.probe_text import underflowed
 
     norms = np.array([0.0, 0.0, 1e-3, 1.0, 0.0, 1e-160, 0.5])
-    assert _underflowed(norms).tolist() == [False, False, False, False, True, False, False]
+    assert underflowed(norms).tolist() == [False, False, False, False, True, False, False]
     result = run("--length", "520", "--radius", "0.3", "--hidden-size", "8", "--batch", "2")
     assert result.exit_code == 0, result.output
     assert re.search(r"^horizon: \d+ steps .*; then falls below\)$", result.output, re.M)

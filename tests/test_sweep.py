@@ -17,7 +17,7 @@ import vanishing
 import vanishing.sweep as sweep_module
 from vanishing.sweep import grid, run_sweep, run_trial
 from vanishing.sweep.store import config_key, open_store
-from vanishing.sweep.summary import best_cells, summarize, table_rows
+from vanishing.sweep.summary import best_points, summarize, table_rows
 from vanishing.train import TrainConfig
 
 TINY = dict(steps=20, hidden_size=8, batch_size=16, eval_every=10, eval_size=64)
@@ -91,7 +91,7 @@ def test_rerun_skips_finished_trials_and_retries_failed_ones(tmp_path):
         assert len(store.records()) == 3
 
 
-def test_summaries_pick_the_best_lr_per_cell(tmp_path):
+def test_summaries_pick_the_best_lr_per_point(tmp_path):
     def row(seed, lr, solved, steps):
         return {"config": {"task": "adding", "model": "lstm", "length": 5, "lr": lr,
                            "seed": seed, "steps": 100}, "task": "adding", "model": "lstm",
@@ -101,9 +101,9 @@ def test_summaries_pick_the_best_lr_per_cell(tmp_path):
 
     records = [row(0, 1e-3, True, 300), row(1, 1e-3, False, None),
                row(0, 1e-2, True, 200), row(1, 1e-2, True, 400)]
-    cells = summarize(records)
-    assert [(c.lr, c.solved, c.measured) for c in cells] == [(1e-3, 1, 2), (1e-2, 2, 2)]
-    (best,) = best_cells(cells)
+    points = summarize(records)
+    assert [(p.lr, p.solved, p.measured) for p in points] == [(1e-3, 1, 2), (1e-2, 2, 2)]
+    (best,) = best_points(points)
     assert best.lr == 1e-2 and best.median_steps == 300 and best.lrs_tried == (1e-3, 1e-2)
     header, rows = table_rows([best])
     assert header == ["model", "T = 5"] and rows == [["lstm", "2/2 (300) @1e-2"]]
@@ -259,6 +259,6 @@ def test_figures_show_one_task(tmp_path):
     from vanishing.report.sweep_figures import plot_success
     from vanishing.sweep.summary import SweepPoint
 
-    cells = [SweepPoint("adding", "lstm", 5, 1e-2, {}), SweepPoint("latch", "lstm", 5, 1e-2, {})]
+    points = [SweepPoint("adding", "lstm", 5, 1e-2, {}), SweepPoint("latch", "lstm", 5, 1e-2, {})]
     with pytest.raises(ValueError, match="one task, got 2"):
-        plot_success(cells, tmp_path / "x.png")
+        plot_success(points, tmp_path / "x.png")

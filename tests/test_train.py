@@ -141,3 +141,69 @@ def test_digits_stops_on_validation_images_and_is_scored_on_test_images():
     validation = slice(TRAIN_SIZE - VALIDATION_SIZE, TRAIN_SIZE)
     assert result.final["accuracy"] == pytest.approx(accuracy(validation), abs=1e-7)
     assert result.test["accuracy"] == pytest.approx(accuracy(slice(TRAIN_SIZE, None)), abs=1e-7)
+
+
+def test_build_is_build_model_with_the_tasks_sizes_and_the_configs_overrides():
+    from vanishing.models import build_model
+
+    config = TrainConfig(task="adding", model="rnn_tanh", length=5, hidden_size=12,
+                         num_layers=2, init="orthogonal", radius=0.8, seed=4)
+    task, model = build(config)
+    expected = build_model("rnn_tanh", 2, 12, 1, num_layers=2, init="orthogonal", radius=0.8,
+                           seed=4)  # adding: (value, marker) in, one number out
+    assert (task.input_size, task.output_size) == (2, 1)
+    assert model.state_dict().keys() == expected.state_dict().keys()
+    for name, value in expected.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
+def test_build_model_for_random_input_reads_the_sizes_it_is_given():
+    from vanishing.train import build_model_for
+
+    model = build_model_for(TrainConfig(model="gru", hidden_size=6, seed=1), 3, 1)
+    assert model.core.weight_ih_l0.shape == (3 * 6, 3)  # GRU: 3 gates x H rows, 3 inputs
+    assert model(torch.randn(2, 7, 3)).shape == (2, 1)
+
+
+def test_probe_inputs_copy_the_model_to_float64_and_keep_the_tasks_loss():
+    from vanishing.train import probe_inputs
+
+    config = TrainConfig(model="lstm", **TINY)
+    task, model = build(config)
+    x, y = task.sample(config.length, 4, torch.Generator().manual_seed(0))
+    torch.set_flush_denormal(False)
+    try:
+        model64, x64, loss = probe_inputs(model, x, task, y)
+        denormal = (torch.tensor([1e-310], dtype=torch.float64) * 1.0).item()
+    finally:
+        torch.set_flush_denormal(True)  # as the session runs (conftest)
+    assert denormal == 0.0  # flushed to zero
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is untouched
+    assert {p.dtype for p in model64.parameters()} == {torch.float64}
+    assert x64.dtype == torch.int64 and torch.equal(x64, x)  # token ids stay ids
+    out = model64(x64)
+    expected = torch.nn.functional.cross_entropy(out, y)  # the language task's loss
+    torch.testing.assert_close(loss(out), expected)
+
+
+def test_probe_inputs_of_random_input_have_no_loss_and_refuse_half_a_task():
+    from vanishing.train import probe_inputs
+
+    task, model = build(TrainConfig(task="adding", model="rnn_tanh", length=5))
+    x = torch.randn(2, 5, 2)
+    model64, x64, loss = probe_inputs(model, x)
+    assert x64.dtype == torch.float64 and torch.equal(x64, x.double()) and loss is None
+    with pytest.raises(ValueError, match="a task and its targets y together"):
+        probe_inputs(model, x, task)
+
+
+def test_final_is_the_last_evaluation_even_when_a_training_step_diverges_later():
+    result = train(TrainConfig(model="gru", steps=20, early_stop=False, **TINY))
+    evaluations = [h for h in result.history if "loss" in h]
+    assert [h["step"] for h in evaluations] == [10, 20]
+    last = evaluations[-1]
+    assert result.final == {"loss": last["loss"], "accuracy": last["accuracy"]}
+    result.history.append({"step": 21, "train_loss": float("nan")})  # diverged at a step
+    assert result.final == {"loss": last["loss"], "accuracy": last["accuracy"]}
+    result.history.clear()
+    assert result.final == {}

@@ -10,7 +10,6 @@ smaller than for the LSTM, so its weight updates carry (almost) nothing about it
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from . import _checks
 from .models import MODELS
 from .probe import Trace, hidden_gradients
 from .tasks.language import COUNTRY_POSITION, LanguageTask
-from .train import TrainConfig, TrainResult, build, train
+from .train import TrainConfig, TrainResult, build, probe_inputs, train
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_STEPS", "DEFAULT_MODELS", "LEARNING_RATE", "LSTM_FORGET_BIAS",
            "ModelReport", "DemoReport", "demo_config", "gradient_profile", "run_demo"]
@@ -71,12 +70,20 @@ class ModelReport:
 
 @dataclass
 class DemoReport:
+    """What :func:`run_demo` measured: the settings, chance accuracy (1 / country-language
+    pairs), one decoded probe sentence, and one :class:`ModelReport` per model."""
+
     gap: int
     steps: int
     seed: int
     chance: float
     sample: str
     models: list[ModelReport]
+
+    @property
+    def country_lag(self) -> int:
+        """How many words back from the last word the country word is (T - 1 - its index)."""
+        return len(self.models[0].start.norms) - 1 - COUNTRY_POSITION
 
 
 def demo_config(model: str, gap: int, steps: int, seed: int) -> TrainConfig:
@@ -94,12 +101,10 @@ def demo_config(model: str, gap: int, steps: int, seed: int) -> TrainConfig:
 
 def gradient_profile(model: torch.nn.Module, task: LanguageTask, x: torch.Tensor,
                      y: torch.Tensor) -> Trace:
-    """Total dL/dh_t for every word of ``x`` with the task's loss, computed in float64.
-
-    The model is copied to float64 so gradients far below float32's range (1e-38) are
-    reported as the small numbers they are, not as zeros.
-    """
-    return hidden_gradients(copy.deepcopy(model).double(), x, lambda out: task.loss(out, y))
+    """Total dL/dh_t for every word of ``x`` (N, T) with the task's loss, computed in
+    float64 (:func:`vanishing.train.probe_inputs`), so gradients far below float32's range
+    (1e-38) are reported as the small numbers they are, not as zeros."""
+    return hidden_gradients(*probe_inputs(model, x, task, y))
 
 
 def check_arguments(gap: int, steps: int, seed: int, models: Sequence[str]) -> None:

@@ -19,16 +19,21 @@ with status ``diverged``, keeping everything measured until then.
 
 Denormal floats are flushed to zero while training (``torch.set_flush_denormal``):
 vanishing gradients pass through denormals, which are 10-100x slower on a CPU.
+
+A built or trained model is probed through :func:`probe_inputs`, the one place that
+sets a probe up: a float64 copy of the model, float64 inputs and the task's loss.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -37,8 +42,8 @@ from . import _checks
 from .models import MODELS, SequenceModel, build_model
 from .tasks import Task, get_task
 
-__all__ = ["TrainConfig", "TrainResult", "train", "build", "evaluate", "save_checkpoint",
-           "load_checkpoint", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "TrainResult", "train", "build", "build_model_for", "evaluate",
+           "save_checkpoint", "load_checkpoint", "ProbeInputs", "probe_inputs", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adam")
 #: Streams per seed s: training data 2s, held-out 2s + 1, test TEST_SEED_OFFSET + s.
@@ -117,8 +122,10 @@ class TrainResult:
         status: ``solved`` (criterion met on held-out data), ``unsolved`` (budget spent)
             or ``diverged`` (loss became NaN or inf).
         steps: optimisation steps taken.  steps_to_solve: first step found solved, or None.
-        history: one dict per evaluation: ``step``, ``train_loss`` and the task's metrics.
-        final: the last validation metrics (on the set that decided early stopping).
+        history: one dict per evaluation: ``step``, ``train_loss`` and the task's metrics
+            (a run that diverges at a training step ends it with ``step`` and
+            ``train_loss`` alone).
+        final: (derived from ``history``) the last validation metrics.
         test: metrics of the finished model on the test part, which neither training nor
             early stopping saw (empty for a diverged run).  wall_time: seconds.
     """
@@ -130,29 +137,80 @@ class TrainResult:
     steps: int
     steps_to_solve: int | None
     history: list[dict] = field(default_factory=list)
-    final: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
     wall_time: float = 0.0
     chance_loss: float = float("nan")
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The task's metrics at the last evaluation in ``history`` (on the validation set,
+        which decided early stopping), without ``step`` and ``train_loss``; {} if the run
+        ended before its first evaluation."""
+        for entry in reversed(self.history):
+            if "loss" in entry:  # every task's metrics hold its loss
+                return {k: v for k, v in entry.items() if k not in ("step", "train_loss")}
+        return {}
 
 
 def build(config: TrainConfig) -> tuple[Task, SequenceModel]:
     """The task and a freshly initialised model for ``config``."""
     task = get_task(config.task, **config.task_options)
     task.check(config.length, 1, torch.Generator())
-    kwargs = {}
-    if config.init is not None:
-        kwargs["init"] = config.init
-    if config.radius is not None:
-        kwargs["radius"] = config.radius
-    if config.forget_bias is not None:
-        kwargs["forget_bias"] = config.forget_bias
-    model = build_model(
-        config.model, task.input_size, config.hidden_size, task.output_size,
-        tokens=task.tokens, embedding_size=config.embedding_size if task.tokens else None,
-        readout=task.readout, num_layers=config.num_layers, seed=config.seed, **kwargs,
-    )
+    model = build_model_for(config, task.input_size, task.output_size, tokens=task.tokens,
+                            readout=task.readout)
     return task, model
+
+
+def build_model_for(config: TrainConfig, input_size: int, output_size: int, *,
+                    tokens: bool = False, readout: str = "last") -> SequenceModel:
+    """The model ``config`` describes (model, sizes, initialisation, seed), for input of
+    ``input_size`` features per step (a vocabulary of ``input_size`` ids if ``tokens``)
+    and ``output_size`` outputs read at the last step (``readout="last"``) or at every
+    step (``"all"``); ``config.task`` is not read. :func:`build` calls it with the task's
+    sizes; a probe of random input calls it with its own."""
+    overrides = {"init": config.init, "radius": config.radius,
+                 "forget_bias": config.forget_bias}
+    return build_model(
+        config.model, input_size, config.hidden_size, output_size, tokens=tokens,
+        embedding_size=config.embedding_size if tokens else None, readout=readout,
+        num_layers=config.num_layers, seed=config.seed,
+        **{k: v for k, v in overrides.items() if v is not None},  # None: the model's preset
+    )
+
+
+class ProbeInputs(NamedTuple):
+    """What a probe of a model reads: ``hidden_gradients(model, x, loss)``."""
+
+    model: nn.Module
+    x: torch.Tensor
+    loss: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def probe_inputs(model: nn.Module, x: torch.Tensor, task: Task | None = None,
+                 y: torch.Tensor | None = None) -> ProbeInputs:
+    """Set up a probe of a built or trained ``model`` on the batch ``(x, y)`` in float64.
+
+    Returns ``(model64, x64, loss)``: a float64 deep copy of ``model`` (the model itself is
+    left as it is), ``x`` in float64 if it holds floats (token ids stay integers), and
+    ``loss(out) = task.loss(out, y)`` with a floating ``y`` in float64, or None without a
+    task (the probe's default loss). In float64, gradients far below float32's range
+    (1e-38) are measured as the small numbers they are. Denormal floats are flushed to
+    zero (``torch.set_flush_denormal(True)``): a vanishing gradient passes through them,
+    and they are 10-100x slower on a CPU.
+
+    Shapes: ``x`` is (N, T, input_size) floats or (N, T) token ids; ``y`` as
+    ``task.sample`` returns it for that ``x``.
+    """
+    if (task is None) != (y is None):
+        raise ValueError(f"probe_inputs needs a task and its targets y together, got task "
+                         f"{type(task).__name__} and y {type(y).__name__}")
+    torch.set_flush_denormal(True)
+    model64 = copy.deepcopy(model).double()
+    x64 = x.double() if x.is_floating_point() else x
+    if task is None:
+        return ProbeInputs(model64, x64, None)
+    y64 = y.double() if y.is_floating_point() else y
+    return ProbeInputs(model64, x64, lambda out: task.loss(out, y64))
 
 
 @torch.no_grad()
@@ -220,7 +278,6 @@ def train(
         info: dict = {"loss": value}
         if step % config.eval_every == 0 or step == config.steps:
             metrics = evaluate(model, task, x_eval, y_eval)
-            result.final = metrics
             result.history.append({"step": step, "train_loss": value, **metrics})
             info.update(metrics)
             if not math.isfinite(metrics["loss"]):

@@ -19,6 +19,9 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+
+from ..report.tables import TextTable
 
 # Wide enough for the tables when output goes to a file or a pipe (rich assumes 80 there).
 _WIDTH = None if sys.stdout.isatty() else 110
@@ -61,6 +64,20 @@ def flag_errors(flag: str) -> Iterator[None]:
         yield
     except ValueError as exc:
         raise type(exc)(f"{flag} {exc}") from None
+
+
+def rich_table(table: TextTable, *, caption: bool = True, no_wrap: bool = False,
+               **options) -> Table:
+    """The terminal's drawing of a report table (text escaped, so it prints as it reads);
+    ``caption=False`` leaves the caption for the caller to print; ``options`` go to
+    ``rich.table.Table`` (``box``, ``pad_edge``, ...)."""
+    out = Table(title=escape(table.title),
+                caption=escape(table.caption) if caption and table.caption else None, **options)
+    for name, align in zip(table.header, table.align, strict=True):
+        out.add_column(escape(name), justify=align, no_wrap=no_wrap)
+    for row in table.rows:
+        out.add_row(*(escape(cell) for cell in row))
+    return out
 
 
 def _out_of_memory(exc: RuntimeError) -> bool:

@@ -8,12 +8,13 @@ from typing import Annotated
 
 import torch
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .. import _checks
-from ..train import TrainConfig, save_checkpoint, train
-from ._common import check_writable_dir, console, handle_errors, show_progress
+from ..report.train_text import result_table
+from ..train import TrainConfig, TrainResult, save_checkpoint, train
+from ._common import check_writable_dir, console, handle_errors, rich_table, show_progress
 
 __all__ = ["train_command"]
 
@@ -53,25 +54,19 @@ def train_command(
         if save.exists() and not save.is_file():
             raise ValueError(f"--save {str(save)!r} exists and is not a file")
         check_writable_dir(save.parent, "--save's folder")
-    if show_progress(quiet):
-        columns = (TextColumn(model), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())
-        with Progress(*columns, console=console) as bar:
-            job = bar.add_task(model, total=steps, loss="")
-            result = train(config, progress=lambda s, i: bar.update(
-                job, completed=s, loss=f"{i['loss']:.4f}"))
-    else:
-        result = train(config)
-    table = Table(title=f"{model} on {task}, length {length} (seed {seed})",
-                  caption="validation: the held-out set that decided early stopping; test: "
-                          "a held-out set that nothing else looked at")
-    tested = {f"test {k}": v for k, v in result.test.items()}
-    for col in ("status", "steps", "steps to solve", *(f"validation {k}" for k in result.final),
-                *tested, "chance loss", "time"):
-        table.add_column(col, justify="right")
-    table.add_row(result.status, str(result.steps), str(result.steps_to_solve or "-"),
-                  *(f"{v:.4g}" for v in (*result.final.values(), *tested.values())),
-                  f"{result.chance_loss:.4g}", f"{result.wall_time:.1f} s")
-    console.print(table)
+    result = _train(config, quiet)
+    console.print(rich_table(result_table(result)))
     if save is not None:
-        console.print(f"checkpoint: {save_checkpoint(save, result)}")
+        console.print(f"checkpoint: {escape(str(save_checkpoint(save, result)))}")
+
+
+def _train(config: TrainConfig, quiet: bool) -> TrainResult:
+    """:func:`train`, with a progress bar on a terminal."""
+    if not show_progress(quiet):
+        return train(config)
+    columns = (TextColumn(config.model), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        job = bar.add_task(config.model, total=config.steps, loss="")
+        return train(config, progress=lambda s, i: bar.update(
+            job, completed=s, loss=f"{i['loss']:.4f}"))

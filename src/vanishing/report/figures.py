@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_gradient_decay", "plot_learning_curves", "save"]
+__all__ = ["plot_gradient_decay", "plot_learning_curves", "demo_figures", "save"]
 
 COLORS = {"rnn_tanh": "#d62728", "rnn_relu": "#ff7f0e", "irnn": "#9467bd",
           "lstm": "#1f77b4", "gru": "#2ca02c"}
@@ -86,3 +86,18 @@ def plot_learning_curves(
     ax.grid(True, alpha=0.3)
     ax.legend()
     return save(fig, path)
+
+
+def demo_figures(report, out: str | Path) -> list[Path]:
+    """The demo's figures in ``out``: ``gradient-decay.png`` (each model at the start of
+    training, the country word marked) and ``accuracy.png`` (held-out accuracy during
+    training, chance dotted), from a :class:`vanishing.demo.DemoReport`."""
+    out = Path(out)
+    starts = {m.name: m.start.norms for m in report.models}
+    decay = plot_gradient_decay(starts, out / "gradient-decay.png", mark=report.country_lag,
+                                mark_label="country",
+                                title=f"Gradient reaching back from the answer (gap "
+                                      f"{report.gap}, start of training)")
+    curves = plot_learning_curves({m.name: m.result.history for m in report.models},
+                                  out / "accuracy.png", chance=report.chance)
+    return [decay, curves]

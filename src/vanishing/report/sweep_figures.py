@@ -1,6 +1,6 @@
 """Figures of a sweep: success against length, and gradient horizon against length.
 
-Both take the best cells of one task (:func:`vanishing.sweep.summary.best_points`), one line per
+Both take the best points of one task (:func:`vanishing.sweep.summary.best_points`), one line per
 model in :data:`vanishing.report.figures.COLORS`, and write a PNG on a fresh ``Figure`` (no
 pyplot state, no window).
 """
@@ -19,14 +19,14 @@ from .figures import COLORS, save
 __all__ = ["MARKERS", "plot_success", "plot_horizon", "sweep_figures"]
 
 
-def _by_model(cells: Sequence[SweepPoint]) -> dict[str, list[SweepPoint]]:
-    tasks = {c.task for c in cells}
+def _by_model(points: Sequence[SweepPoint]) -> dict[str, list[SweepPoint]]:
+    tasks = {p.task for p in points}
     if len(tasks) != 1:
         raise ValueError(f"a sweep figure shows one task, got {len(tasks)}: "
                          f"{', '.join(sorted(tasks)) or 'none'}")
     out: dict[str, list[SweepPoint]] = {}
-    for c in sorted(cells, key=lambda c: c.length):
-        out.setdefault(c.model, []).append(c)
+    for p in sorted(points, key=lambda p: p.length):
+        out.setdefault(p.model, []).append(p)
     return out
 
 
@@ -48,7 +48,7 @@ def _length_axis(ax, lengths: list[int]) -> None:
 
 
 def plot_success(
-    cells: Sequence[SweepPoint],
+    points: Sequence[SweepPoint],
     path: str | Path,
     *,
     baseline: Mapping[int, float] | None = None,
@@ -58,25 +58,25 @@ def plot_success(
     """Fraction of seeds solved against length, one line per model.
 
     Args:
-        cells: best cells of one task.
+        points: best points of one task.
         baseline: optional length -> fraction solved by a reference method (e.g. random
             weight guessing on the latch task), drawn as a grey dashed line.
     """
-    groups = _by_model(cells)
+    groups = _by_model(points)
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for i, (model, cs) in enumerate(groups.items()):
-        x = _nudge(np.array([c.length for c in cs], dtype=float), i, len(groups))
-        y = np.array([c.fraction for c in cs])
+        x = _nudge(np.array([p.length for p in cs], dtype=float), i, len(groups))
+        y = np.array([p.fraction for p in cs])
         ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], ms=5, label=model,
                 color=COLORS.get(model))
     if baseline:
         lengths = sorted(baseline)
         ax.plot(lengths, [baseline[t] for t in lengths], ls="--", color="0.45", marker="s",
                 ms=4, label=baseline_label)
-    seeds = sorted({c.measured for c in cells})
-    task = cells[0].task
-    _length_axis(ax, sorted({c.length for c in cells} | set(baseline or ())))
+    seeds = sorted({p.measured for p in points})
+    task = points[0].task
+    _length_axis(ax, sorted({p.length for p in points} | set(baseline or ())))
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel(f"fraction of seeds solved ({'/'.join(map(str, seeds))} per point)")
     ax.set_title(title or f"{task}: success against sequence length")
@@ -84,7 +84,7 @@ def plot_success(
     return save(fig, path)
 
 
-def plot_horizon(cells: Sequence[SweepPoint], path: str | Path, *,
+def plot_horizon(points: Sequence[SweepPoint], path: str | Path, *,
                  title: str | None = None) -> Path:
     """Median gradient horizon of the trained models against length (every seed as a dot).
 
@@ -92,40 +92,40 @@ def plot_horizon(cells: Sequence[SweepPoint], path: str | Path, *,
     ||dL/dh_T|| (see :meth:`vanishing.probe.Trace.horizon`); the dashed line is T - 1,
     the gradient reaching the first step.
     """
-    groups = _by_model(cells)
+    groups = _by_model(points)
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    reach = sorted({(c.length, c.probe_length) for c in cells if c.probe_length})
+    reach = sorted({(p.length, p.probe_length) for p in points if p.probe_length})
     if reach:
         ax.plot([t for t, _ in reach], [p - 1 for _, p in reach], ls="--", color="0.6",
                 label="T - 1 (reaches the first step)", zorder=1)
     for i, (model, cs) in enumerate(groups.items()):
         line = None
-        pts = [(c.length, c.median_horizon) for c in cs if c.median_horizon is not None]
+        pts = [(p.length, p.median_horizon) for p in cs if p.median_horizon is not None]
         if pts:
             x, y = zip(*pts, strict=True)
             (line,) = ax.plot(_nudge(np.array(x, dtype=float), i, len(groups)), y,
                               marker=MARKERS[i % len(MARKERS)], ms=5, label=model,
                               color=COLORS.get(model))
         color = COLORS.get(model) if line is None else line.get_color()
-        for c in cs:
-            x = _nudge(np.full(len(c.horizons), float(c.length)), i, len(groups))
-            ax.scatter(x, c.horizons, s=10, alpha=0.35, color=color)
-    _length_axis(ax, sorted({c.length for c in cells}))
+        for p in cs:
+            x = _nudge(np.full(len(p.horizons), float(p.length)), i, len(groups))
+            ax.scatter(x, p.horizons, s=10, alpha=0.35, color=color)
+    _length_axis(ax, sorted({p.length for p in points}))
     ax.set_yscale("symlog", linthresh=10)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("gradient horizon after training (steps back)")
-    ax.set_title(title or f"{cells[0].task}: how far back the trained model's gradient reaches")
+    ax.set_title(title or f"{points[0].task}: how far back the trained model's gradient reaches")
     ax.legend()
     return save(fig, path)
 
 
-def sweep_figures(cells: Sequence[SweepPoint], out: str | Path) -> list[Path]:
+def sweep_figures(points: Sequence[SweepPoint], out: str | Path) -> list[Path]:
     """``sweep-<task>-success.png`` and ``sweep-<task>-horizon.png`` for every task."""
     out = Path(out)
     paths = []
-    for task in sorted({c.task for c in cells}):
-        mine = [c for c in cells if c.task == task]
+    for task in sorted({p.task for p in points}):
+        mine = [p for p in points if p.task == task]
         paths.append(plot_success(mine, out / f"sweep-{task}-success.png"))
         paths.append(plot_horizon(mine, out / f"sweep-{task}-horizon.png"))
     return paths

@@ -32,7 +32,7 @@ class SweepPoint:
         diverged, failed: counts (failed trials are not counted as measured).
         steps_to_solve: of the solved trials.  horizons: gradient horizons measured.
         losses: final held-out losses.  probe_length: time steps the probe read.
-        lrs_tried: set by :func:`best_points`: the lrs this cell was chosen from.
+        lrs_tried: set by :func:`best_points`: the lrs this point was chosen from.
     """
 
     task: str
@@ -70,58 +70,58 @@ class SweepPoint:
 
 
 def summarize(records: Sequence[dict]) -> list[SweepPoint]:
-    """Group store rows by their config without the seed; cells in model, length, lr order."""
-    cells: dict[str, SweepPoint] = {}
+    """Group store rows by their config without the seed; points in model, length, lr order."""
+    points: dict[str, SweepPoint] = {}
     for r in records:
         setting = {k: v for k, v in r["config"].items() if k != "seed"}
         key = json.dumps(setting, sort_keys=True)
-        cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = SweepPoint(r["task"], r["model"], r["length"], r["lr"], setting)
+        point = points.get(key)
+        if point is None:
+            point = points[key] = SweepPoint(r["task"], r["model"], r["length"], r["lr"], setting)
         if r["status"] == "failed":
-            cell.failed += 1
+            point.failed += 1
             continue
-        cell.measured += 1
-        cell.diverged += r["status"] == "diverged"
+        point.measured += 1
+        point.diverged += r["status"] == "diverged"
         if r["solved"]:
-            cell.solved += 1
-            cell.steps_to_solve.append(r["steps_to_solve"])
+            point.solved += 1
+            point.steps_to_solve.append(r["steps_to_solve"])
         if r["horizon"] is not None:
-            cell.horizons.append(r["horizon"])
-            cell.probe_length = r["probe_length"]
+            point.horizons.append(r["horizon"])
+            point.probe_length = r["probe_length"]
         loss = (r["final"] or {}).get("loss")
         if loss is not None:
-            cell.losses.append(loss)
-    return sorted(cells.values(), key=_order)
+            point.losses.append(loss)
+    return sorted(points.values(), key=_order)
 
 
-def _order(c: SweepPoint) -> tuple:
-    rank = list(MODELS).index(c.model) if c.model in MODELS else len(MODELS)
-    return (c.task, rank, c.model, c.length, c.lr)
+def _order(p: SweepPoint) -> tuple:
+    rank = list(MODELS).index(p.model) if p.model in MODELS else len(MODELS)
+    return (p.task, rank, p.model, p.length, p.lr)
 
 
-def best_points(cells: Sequence[SweepPoint]) -> list[SweepPoint]:
+def best_points(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     """The best setting per (task, model, length): most seeds solved, then fewest median
     steps to solve, then lowest median final loss. Each carries the ``lrs_tried``."""
     groups: dict[tuple, list[SweepPoint]] = {}
-    for c in cells:
-        groups.setdefault((c.task, c.model, c.length), []).append(c)
+    for p in points:
+        groups.setdefault((p.task, p.model, p.length), []).append(p)
     inf = float("inf")
     best = []
     for group in groups.values():
-        measured = [c for c in group if c.measured] or group
-        top = min(measured, key=lambda c: (-(c.fraction if c.measured else -1.0),
-                                           c.median_steps or inf, c.median_loss or inf))
-        best.append(replace(top, lrs_tried=tuple(sorted({c.lr for c in group}))))
+        measured = [p for p in group if p.measured] or group
+        top = min(measured, key=lambda p: (-(p.fraction if p.measured else -1.0),
+                                           p.median_steps or inf, p.median_loss or inf))
+        best.append(replace(top, lrs_tried=tuple(sorted({p.lr for p in group}))))
     return sorted(best, key=_order)
 
 
-def varying_fields(cells: Sequence[SweepPoint]) -> list[str]:
-    """Config fields other than model, length and lr whose values differ between cells
+def varying_fields(points: Sequence[SweepPoint]) -> list[str]:
+    """Config fields other than model, length and lr whose values differ between points
     of the same task (a store that mixes, say, two step budgets)."""
     out = set()
-    for task in {c.task for c in cells}:
-        settings = [c.setting for c in cells if c.task == task]
+    for task in {p.task for p in points}:
+        settings = [p.setting for p in points if p.task == task]
         for name in settings[0]:
             if name in ("model", "length", "lr"):
                 continue
@@ -136,45 +136,45 @@ def lr_text(lr: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
-def table_rows(cells: Sequence[SweepPoint], what: str = "success"
+def table_rows(points: Sequence[SweepPoint], what: str = "success"
                ) -> tuple[list[str], list[list[str]]]:
-    """A model x length table of best cells (one task) as text: (header, rows).
+    """A model x length table of best points (one task) as text: (header, rows).
 
     ``what="success"``: ``solved/measured (median steps to solve)``, plus ``@lr`` when
     several lrs were tried, ``+n failed`` when trials failed. ``what="horizon"``: the
     median gradient horizon of the trained models, in steps back (of ``T - 1``).
     """
     _checks.one_of("what", what, ("success", "horizon"))
-    lengths = sorted({c.length for c in cells})
-    models = list(dict.fromkeys(c.model for c in cells))
-    by = {(c.model, c.length): c for c in cells}
+    lengths = sorted({p.length for p in points})
+    models = list(dict.fromkeys(p.model for p in points))
+    by = {(p.model, p.length): p for p in points}
     header = ["model"] + [f"T = {length}" for length in lengths]
     rows = []
     for m in models:
         row = [m]
         for length in lengths:
-            c = by.get((m, length))
-            row.append("-" if c is None else _success_text(c) if what == "success"
-                       else _horizon_text(c))
+            p = by.get((m, length))
+            row.append("-" if p is None else _success_text(p) if what == "success"
+                       else _horizon_text(p))
         rows.append(row)
     return header, rows
 
 
-def _success_text(c: SweepPoint) -> str:
-    text = f"{c.solved}/{c.measured}"
-    if c.median_steps is not None:
-        text += f" ({c.median_steps:.0f})"
-    if len(c.lrs_tried) > 1:
-        text += f" @{lr_text(c.lr)}"
-    if c.failed:
-        text += f" +{c.failed} failed"
+def _success_text(p: SweepPoint) -> str:
+    text = f"{p.solved}/{p.measured}"
+    if p.median_steps is not None:
+        text += f" ({p.median_steps:.0f})"
+    if len(p.lrs_tried) > 1:
+        text += f" @{lr_text(p.lr)}"
+    if p.failed:
+        text += f" +{p.failed} failed"
     return text
 
 
-def _horizon_text(c: SweepPoint) -> str:
-    if c.median_horizon is None:
+def _horizon_text(p: SweepPoint) -> str:
+    if p.median_horizon is None:
         return "-"
-    return f"{c.median_horizon:.0f} of {c.probe_length - 1}"
+    return f"{p.median_horizon:.0f} of {p.probe_length - 1}"
 
 
 #: Older names, kept so code written against them keeps working.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime
 import socket
 import time
@@ -12,7 +11,7 @@ import torch
 
 from .. import __version__
 from ..probe import hidden_gradients
-from ..train import TrainConfig, TrainResult, train
+from ..train import TrainConfig, TrainResult, probe_inputs, train
 
 __all__ = ["HORIZON_THRESHOLD", "PROBE_BATCH", "PROBE_SEED", "gradient_horizon", "run_trial",
            "describe_error", "failed_record"]
@@ -28,20 +27,17 @@ def gradient_horizon(result: TrainResult, *, threshold: float = HORIZON_THRESHOL
                      batch: int = PROBE_BATCH) -> tuple[int, int]:
     """(horizon, T) of the trained model on a held-out batch, probed in float64.
 
-    The model is copied to float64 so gradients below float32's range are measured as
-    the small numbers they are; the loss is the task's own. The batch is the task's test
-    part (``task.heldout(part="test")``; for a generated task, ``batch`` fresh sequences
-    from ``Generator().manual_seed(PROBE_SEED + seed)``, apart from the training streams;
-    for ``digits``, the first ``batch`` test images).
+    The probe is set up by :func:`vanishing.train.probe_inputs` (a float64 copy of the
+    model, so gradients below float32's range are measured as the small numbers they
+    are; the task's own loss). The batch is the task's test part
+    (``task.heldout(part="test")``; for a generated task, ``batch`` fresh sequences from
+    ``Generator().manual_seed(PROBE_SEED + seed)``, apart from the training streams; for
+    ``digits``, the first ``batch`` test images).
     """
     config, task = result.config, result.task
     gen = torch.Generator().manual_seed(PROBE_SEED + config.seed)
     x, y = task.heldout(config.length, batch, gen, "test")
-    x, y = x[:batch], y[:batch]
-    x = x.double() if x.is_floating_point() else x
-    y = y.double() if y.is_floating_point() else y
-    model = copy.deepcopy(result.model).double()
-    trace = hidden_gradients(model, x, lambda out: task.loss(out, y))
+    trace = hidden_gradients(*probe_inputs(result.model, x[:batch], task, y[:batch]))
     return trace.horizon(threshold), int(trace.norms.size)
 
 
