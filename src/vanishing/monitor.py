@@ -96,9 +96,11 @@ class GradientMonitor:
             ``nn.RNN/LSTM/GRU``, ``nn.*Cell`` loops, library cells, or ``steps``).
         every: probe the gradient through time every ``every`` steps (>= 1).
         loss_fn: the probe's loss, a callable of the model's output, or of
-            ``(output, y)`` when ``y`` is given to :meth:`step`; default: the sum of
-            the last time step's output, ``out[:, -1]`` or, time first, ``out[-1]``
-            (:func:`vanishing.probe.default_loss`).
+            ``(output, y)`` when ``y`` is given to :meth:`step`; default: the last time
+            step's output (``out[:, -1]`` or, time first, ``out[-1]``) projected on a
+            fixed random direction (:func:`vanishing.probe.default_loss` with
+            ``project=True``): a sum would be constant behind a final LayerNorm or
+            softmax, and its gradient rounding noise (refused, never reported).
         x: a fixed probe batch, used when :meth:`step` gets none.
         probe_batch: sequences of the batch to probe (the probe's cost is in proportion).
         threshold, min_horizon, max_growth: the alarm bounds (see
@@ -253,7 +255,7 @@ class GradientMonitor:
             self.model.eval()
             with torch.random.fork_rng(devices=[]):
                 grads = layer_gradients(self.model, xb, loss, steps=self.step_modules,
-                                        forward=self.forward)
+                                        forward=self.forward, project=True)
         finally:
             self.model.train(training)
         self._check_layout(xb, grads)

@@ -378,13 +378,15 @@ def _check_call(model: nn.Module, x: object) -> None:
 
 def layer_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None, *,
                     lengths: object = None, steps: Iterable = (),
-                    forward: Callable[[nn.Module, Tensor], object] | None = None
-                    ) -> list[LayerGradients]:
+                    forward: Callable[[nn.Module, Tensor], object] | None = None,
+                    project: bool = False) -> list[LayerGradients]:
     """Record ``model(x)``, backpropagate once: every layer's total and direct dL/dh_t.
 
     ``loss`` is a callable of the output (default: :func:`default_loss`, with the
-    rounding-noise guard); ``lengths`` and ``steps`` as :func:`record`; ``forward``, if
-    given, runs the model instead of ``model(x)``: ``forward(model, x) -> output``.
+    rounding-noise guard; ``project=True`` makes it the projection of the last step on
+    a fixed random direction, which a final LayerNorm or softmax does not make
+    constant); ``lengths`` and ``steps`` as :func:`record`; ``forward``, if given, runs
+    the model instead of ``model(x)``: ``forward(model, x) -> output``.
     """
     if forward is None:
         _check_call(model, x)
@@ -396,7 +398,7 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None,
             steps_run = None if main is None else _tape_steps(main)
             time_first = batch_first(model) is False
             loss = default_loss(model, x, steps=steps_run, batch_first=not time_first,
-                                lengths=lengths)
+                                lengths=lengths, project=project)
         value = _scalar(loss, output)
         grads = rec.gradients(value)
         if default:
