@@ -7,7 +7,6 @@ loads the model, sets the probe up (:func:`vanishing.train.probe_inputs`), calls
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
@@ -133,9 +132,7 @@ def _check_usage(batch: int, max_lag: int, rows: int, threshold: float, plot: Pa
             _checks.positive_int(flag, value)
     _checks.nonneg_int("--max-lag", max_lag)
     _checks.nonneg_int("--rows", rows)
-    if not sys.float_info.min <= threshold < 1:  # also rejects NaN
-        raise ValueError(f"--threshold must be in (0, 1), at least {sys.float_info.min:.4g} "
-                         f"(denormals are flushed to zero), got {threshold}")
+    _checks.fraction("--threshold", threshold)  # diagnose's own check, made before any work
     if plot is not None:
         _check_plot(plot)
 
@@ -172,13 +169,11 @@ def _build(name: str, task_name: str | None, length: int, batch: int, seed: int,
            init: str | None, radius: float | None, shape: dict[str, int | None]) -> _Probed:
     """The model to probe, as ``vanishing train`` would build it; sizes left as None take
     :data:`DEFAULT_SIZES`. With a task, the task fixes the input and output sizes and the
-    readout; without one the input is random, ``--input-size`` features a step."""
+    readout; without one the input is random, ``--input-size`` features a step (a length
+    below 2 is refused by :func:`~vanishing.diagnose.diagnose`)."""
     if task_name is not None and shape["--input-size"] is not None:
         raise ValueError("--input-size cannot be combined with --task (the task fixes the "
                          "input size)")
-    if task_name is None and length < 2:
-        raise ValueError(f"--length must be >= 2 (a gradient through time needs at least "
-                         f"two steps), got {length}")
     hidden, input_size, layers = (DEFAULT_SIZES[key] if value is None else value
                                   for key, value in zip(DEFAULT_SIZES, shape.values(),
                                                         strict=True))

@@ -68,7 +68,7 @@ def probe_table(d: Diagnosis, rows: int) -> TextTable:
         if log10_jac is not None:
             row.append(pow10(log10_jac[t]))
         cells.append(row)
-    return TextTable(f"gradient through time, layer {d.trace.layer}", header, cells,
+    return TextTable(f"gradient through time, layer {d.trace.main_layer}", header, cells,
                      align=["right"] * len(header))
 
 
