@@ -201,3 +201,47 @@ def test_elman_closed_form_equals_autograd_path(nonlinearity):
     np.testing.assert_allclose(closed.log_frobenius, auto.log_frobenius, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(closed.log_spectral, auto.log_spectral, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(closed.lyapunov, auto.lyapunov, rtol=1e-10, atol=1e-10)
+
+
+def test_a_users_lstmcell_loop_gets_its_jacobian_products_from_the_recording():
+    """diagnose() on a model that loops nn.LSTMCell itself: ||dh_T/dh_t||_F per step equals
+    autograd's Jacobian of the loop run from step t (c_t held, as the probe does)."""
+    from vanishing.diagnose import diagnose
+
+    class Loop(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.cell, self.out = torch.nn.LSTMCell(3, 5), torch.nn.Linear(5, 1)
+
+        def forward(self, x):
+            h = c = x.new_zeros(x.shape[0], 5)
+            for x_t in x.unbind(1):
+                h, c = self.cell(x_t, (h, c))
+            return self.out(h)
+
+    model = Loop().double()
+    x = torch.randn(2, 8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    d = diagnose(model, x, lambda out: out.sum())
+    assert d.jacobian is not None and d.jacobian.layer == "cell"
+    # the states h_t, c_t of the plain loop, then dh_T/dh_t by autograd for each t
+    with torch.no_grad():
+        h = c = x.new_zeros(2, 5)
+        states = []
+        for x_t in x.unbind(1):
+            h, c = model.cell(x_t, (h, c))
+            states.append((h, c))
+    want = []
+    for t in range(8):
+        per_sample = []
+        for n in range(2):
+            def run(h_t, t=t, n=n):
+                hh, cc = h_t, states[t][1][n]
+                for x_s in x[n, t + 1:]:
+                    hh, cc = model.cell(x_s, (hh, cc))
+                return hh
+
+            jac = torch.autograd.functional.jacobian(run, states[t][0][n])
+            per_sample.append(float(torch.linalg.matrix_norm(jac)))
+        want.append(np.log(np.mean(per_sample)))
+    np.testing.assert_allclose(d.jacobian.log_frobenius, want, rtol=1e-9, atol=1e-12)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +94,22 @@ def test_bad_inputs():
         tok(torch.tensor([[0, 7]]))
     with pytest.raises(ValueError, match="2-D integer tensor"):
         tok(torch.randn(2, 3, 5))
+
+
+def test_a_cell_with_no_fused_module_is_a_core_too():
+    """rnn_linear has no torch.nn module: the model runs it as a CellStack, and the probe
+    reads it: dL/dh_t = (W_hh^T)^(T-t) dL/dh_T for a linear RNN (closed form)."""
+    from vanishing.models import CellStack, SequenceModel
+    from vanishing.probe import hidden_gradients
+
+    model = SequenceModel("rnn_linear", 3, 4, 2, seed=1).double()
+    assert isinstance(model.core, CellStack)
+    x = torch.randn(5, 9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    trace = hidden_gradients(model, x, lambda out: out.sum())
+    w_hh = model.core.cells[0].weight_hh.detach()
+    g = model.head.weight.detach().sum(0)  # dL/dh_T of out.sum() = sum of the readout rows
+    want = [float((torch.linalg.matrix_power(w_hh.T, 8 - t) @ g).norm()) for t in range(9)]
+    np.testing.assert_allclose(trace.norms, want, rtol=1e-10)
+    assert list(trace.layers) == ["core.cells.0"]
+    out, _ = model.forward_unrolled(x)
+    torch.testing.assert_close(out, model(x))

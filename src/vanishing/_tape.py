@@ -76,6 +76,25 @@ class LayerTape:
     records: list[LayerRecord] = field(default_factory=list)
     states: list[Tensor] = field(default_factory=list)
     last_call: int = 0
+    module: nn.Module | None = None
+    inputs: list[tuple] = field(default_factory=list)  # per call: what the step read
+
+    def step_inputs(self) -> tuple[Cell, Tensor, Tensor] | None:
+        """(cell, xp (N, T, G*H), state before each step (N, T, S)) of a library or stock
+        cell, for its Jacobian products; None for fused layers and user steps."""
+        if self.kind not in ("cell", "torch_cell") or not self.inputs:
+            return None
+        cell = self.module if self.kind == "cell" else twin(self.module)
+        xps, befores = [], []
+        for first, state in self.inputs:
+            xp = first if self.kind == "cell" else cell.project(first)
+            xp = xp.reshape(-1, xp.shape[-1])
+            if state is None:
+                state = cell.initial_state(xp.shape[0], xp)
+            parts = (state,) if isinstance(state, Tensor) else tuple(state)
+            xps.append(xp)
+            befores.append(torch.cat([p.reshape(xp.shape[0], -1) for p in parts], -1))
+        return cell, torch.stack(xps, 1), torch.stack(befores, 1)
 
 
 class Tape:
@@ -99,9 +118,10 @@ class Tape:
             t.register_hook(lambda g, i=i: self.grads.__setitem__(i, g))
         return t
 
-    def layer(self, name: str, kind: str, reverse: bool = False) -> LayerTape:
+    def layer(self, name: str, kind: str, reverse: bool = False,
+              module: nn.Module | None = None) -> LayerTape:
         self.calls += 1
-        tape = self.layers.setdefault(name, LayerTape(name, kind, reverse))
+        tape = self.layers.setdefault(name, LayerTape(name, kind, reverse, module=module))
         tape.last_call = self.calls
         return tape
 
@@ -118,9 +138,12 @@ class Tape:
             selector = step.hidden
             where = f"{step.name} ({type(m).__name__})"
 
-            def hook(module, args, output, name=step.name):
+            def hook(module, args, output, name=step.name, kind=step.kind):
                 h = select_hidden(output, selector, where)
-                self.layer(name, step.kind).states.append(self.watch(h))
+                layer = self.layer(name, kind, module=module)
+                layer.states.append(self.watch(h))
+                if kind == "torch_cell" and args:
+                    layer.inputs.append((args[0], args[1] if len(args) > 1 else None))
             self._undo.append(("hook", m, m.register_forward_hook(hook)))
 
     def detach_all(self) -> None:
@@ -137,7 +160,9 @@ class Tape:
 
 def _cell_recur(recur, name: str, tape: Tape, xp_t: Tensor, state):
     out = recur(xp_t, state)
-    tape.layer(name, "cell").states.append(tape.watch(out[0]))
+    layer = tape.layer(name, "cell", module=recur.__self__)
+    layer.states.append(tape.watch(out[0]))
+    layer.inputs.append((xp_t, state))
     return out
 
 

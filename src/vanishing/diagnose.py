@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from . import _checks
 from .bptt import LagDecomposition, lag_terms
 from .cells import ElmanCell
-from .jacobian import JacobianTrace, jacobian_products
+from .jacobian import JacobianTrace, jacobian_products, step_jacobian_products
 from .models import SequenceModel
 from .probe import LayerGradients, OutputLoss, Trace, layer_gradients
 from .recurrent import RecurrentLayer, recurrent_layers
@@ -361,14 +361,18 @@ def diagnose(
     result = Diagnosis(trace, threshold, verdict,
                        remedies(verdict.kind, weights, saturated=saturated, code=code), weights,
                        sat)
-    r = main.record
+    r, steps = main.record, main.step_inputs()
     if jacobian and r is not None:
         result.jacobian = jacobian_products(model, x, layer=main.name, k=min(
             4, sum(r.cell.state_sizes)))
+    elif jacobian and steps is not None:
+        cell, xp, before = steps
+        result.jacobian = step_jacobian_products(cell, xp, before,
+                                                 k=min(4, sum(cell.state_sizes)))
+        result.jacobian.layer = main.name
     elif jacobian:
-        result.notes.append(f"{main.name} is not one call of a fused module: no Jacobian "
-                            f"product (vanishing.jacobian.cell_jacobian_products takes a cell "
-                            f"and its inputs)")
+        result.notes.append(f"{main.name}: no Jacobian product (a user-named step, or a fused "
+                            f"module called more than once)")
     if lags and r is not None and isinstance(r.cell, ElmanCell):
         result.lags = lag_terms(r.cell, r.inputs.detach(), main.direct, r.h0, max_lag=max_lag)
     for name, share in sat.items():

@@ -40,7 +40,8 @@ from . import _checks
 from .cells import Cell
 from .probe import unrolled
 
-__all__ = ["JacobianTrace", "cell_jacobian_products", "jacobian_products", "SPECTRAL"]
+__all__ = ["JacobianTrace", "cell_jacobian_products", "step_jacobian_products",
+           "jacobian_products", "SPECTRAL"]
 
 SPECTRAL = ("power", "svd", "none")
 F64 = torch.float64
@@ -93,30 +94,30 @@ def _state_steps(cell: Cell, x: Tensor, h0) -> tuple[Tensor, Tensor]:
     return xp, torch.stack(before, 1)
 
 
-def _jacobians(cell: Cell, x: Tensor, h0, chunk: int, closed_form: bool = True
+def _jacobians(cell: Cell, xp: Tensor, before: Tensor, chunk: int, closed_form: bool = True
                ) -> Iterator[Tensor]:
     """Yield J_t = ds_t/ds_(t-1), (N, S, S), for t = T-1 down to 1 (0-based).
 
     A cell whose :meth:`~vanishing.cells.Cell.jacobian` has a closed form (the Elman
     cell: diag(f'(a_t)) W_hh) gives it, unless ``closed_form`` is False; every other
-    cell is differentiated by ``torch.func.jacrev``, in chunks of steps.
+    cell is differentiated by ``torch.func.jacrev``, in chunks of steps. ``xp`` (N, T, G*H)
+    are the projected inputs, ``before`` (N, T, S) the state before each step.
     """
-    xp, before = _state_steps(cell, x, h0)
     split = cell.state_sizes
 
     def parts(s: Tensor) -> tuple[Tensor, ...]:
         return tuple(s.split(split, -1))
 
     if closed_form and cell.jacobian(xp[:, 0], parts(before[:, 0])) is not None:
-        for t in range(x.shape[1] - 1, 0, -1):
+        for t in range(xp.shape[1] - 1, 0, -1):
             yield cell.jacobian(xp[:, t], parts(before[:, t]))
         return
+    n, length = xp.shape[0], xp.shape[1]
 
     def step(xp_t: Tensor, s: Tensor) -> Tensor:
         return torch.cat(cell.recur(xp_t, parts(s)), -1)
 
     per_sample = torch.func.vmap(torch.func.jacrev(step, argnums=1))
-    n, length = x.shape[0], x.shape[1]
     for end in range(length, 1, -chunk):  # steps [start, end) with start >= 1, newest first
         start = max(1, end - chunk)
         flat = per_sample(xp[:, start:end].reshape(-1, xp.shape[-1]),
@@ -186,11 +187,35 @@ def cell_jacobian_products(
     _checks.positive_int("chunk", chunk)
     x = _checks.sequence("x", x, cell.input_size).detach().to(F64)
     cell = cell.detached(F64)  # no graph to the model, parametrized weights included
+    with torch.no_grad():
+        xp, before = _state_steps(cell, x, h0)
+    return _products(cell, xp, before, k=k, spectral=spectral, chunk=chunk,
+                     closed_form=closed_form)
+
+
+def step_jacobian_products(cell: Cell, xp: Tensor, before: Tensor, *, k: int = 4,
+                           spectral: str = "power", chunk: int = 32) -> JacobianTrace:
+    """:func:`cell_jacobian_products` from what a recording kept of each step: ``xp``
+    (N, T, G*H) the projected inputs and ``before`` (N, T, S) the state each step
+    started from (its parts concatenated), for cells driven by the user's own loop."""
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a vanishing.cells.Cell, got {type(cell).__name__}")
+    _checks.one_of("spectral", spectral, SPECTRAL)
+    _checks.nonneg_int("k", k)
+    _checks.positive_int("chunk", chunk)
+    cell = cell.detached(F64)
+    return _products(cell, xp.detach().to(F64), before.detach().to(F64), k=k,
+                     spectral=spectral, chunk=chunk, closed_form=True)
+
+
+def _products(cell: Cell, xp: Tensor, before: Tensor, *, k: int, spectral: str, chunk: int,
+              closed_form: bool) -> JacobianTrace:
+    """The backward product of the step Jacobians, rescaled in log space (module doc)."""
     h = cell.state_sizes[0]
     size = sum(cell.state_sizes)
     if k > size:
         raise ValueError(f"k must be at most the state size {size}, got {k}")
-    n, length = x.shape[0], x.shape[1]
+    n, length = xp.shape[0], xp.shape[1]
 
     rows = torch.eye(h, size, dtype=F64).expand(n, h, size).clone()  # h-rows of dh_T/ds_t
     log_scale = torch.zeros(n, dtype=F64)
@@ -212,7 +237,7 @@ def cell_jacobian_products(
             log_s[:, t] = log_scale + sigma.log()
 
     record(length - 1)
-    for t, jac in zip(range(length - 2, -1, -1), _jacobians(cell, x, h0, chunk, closed_form),
+    for t, jac in zip(range(length - 2, -1, -1), _jacobians(cell, xp, before, chunk, closed_form),
                       strict=True):
         rows = rows @ jac  # dh_T/ds_t = (dh_T/ds_(t+1)) J_(t+1)
         scale = torch.linalg.matrix_norm(rows)

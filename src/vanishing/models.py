@@ -25,11 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from . import _checks
-from .cells import Cell, twin
+from .cells import CELLS, Cell, make_cell, twin
 from .init import initialize
 from .unroll import unroll
 
-__all__ = ["CORES", "MODELS", "READOUTS", "SequenceModel", "build_model"]
+__all__ = ["CORES", "MODELS", "READOUTS", "CellStack", "SequenceModel", "build_model"]
 
 CORES = {
     "rnn_tanh": lambda i, h, n: nn.RNN(i, h, n, nonlinearity="tanh", batch_first=True),
@@ -38,6 +38,31 @@ CORES = {
     "gru": lambda i, h, n: nn.GRU(i, h, n, batch_first=True),
 }
 READOUTS = ("last", "all")
+
+
+class CellStack(nn.Module):
+    """Stacked :mod:`vanishing.cells` run by :func:`~vanishing.unroll.unroll`: the core of a
+    :class:`SequenceModel` whose cell has no fused ``torch.nn`` module.
+
+    ``forward(x)`` takes (N, L, H_in), batch first, and returns ``(hs, finals)``: the last
+    layer's hidden states (N, L, H) and each layer's final state, as a fused module's
+    ``(output, h_n)``.
+    """
+
+    batch_first = True
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int) -> None:
+        super().__init__()
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.cells = nn.ModuleList(make_cell(kind, input_size if i == 0 else hidden_size,
+                                             hidden_size) for i in range(num_layers))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list]:
+        inp, finals = x, []
+        for cell in self.cells:
+            inp, final = unroll(cell, inp)
+            finals.append(final)
+        return inp, finals
 
 
 @dataclass(frozen=True)
@@ -65,7 +90,9 @@ class SequenceModel(nn.Module):
     adding parameters but no expressive power, and one more matrix for the probe.
 
     Args:
-        core: ``rnn_tanh``, ``rnn_relu``, ``lstm`` or ``gru``.
+        core: ``rnn_tanh``, ``rnn_relu``, ``lstm`` or ``gru`` (fused ``torch.nn``
+            modules), or any other cell registered in :data:`vanishing.cells.CELLS`
+            (run as a :class:`CellStack`).
         input_size: H_in, features per step; for token input, the vocabulary size.
         hidden_size: H.
         output_size: C, outputs per readout.
@@ -95,7 +122,7 @@ class SequenceModel(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        _checks.one_of("core", core, CORES)
+        _checks.one_of("core", core, list(dict.fromkeys([*CORES, *CELLS])))
         _checks.one_of("readout", readout, READOUTS)
         for name, value in [("input_size", input_size), ("hidden_size", hidden_size),
                             ("output_size", output_size), ("num_layers", num_layers)]:
@@ -106,10 +133,13 @@ class SequenceModel(nn.Module):
             "embedding_size", embedding_size)
         with torch.device("meta"):  # allocate nothing and draw nothing from the global RNG
             self.embed = nn.Embedding(input_size, e) if tokens else None
-            self.core = CORES[core](e if tokens else input_size, hidden_size, num_layers)
+            size = e if tokens else input_size
+            self.core = CORES[core](size, hidden_size, num_layers) if core in CORES else \
+                CellStack(core, size, hidden_size, num_layers)
             self.head = nn.Linear(hidden_size, output_size)
         self.to_empty(device="cpu")
-        self.core.flatten_parameters()
+        if isinstance(self.core, nn.RNNBase):
+            self.core.flatten_parameters()
         g = torch.Generator().manual_seed(int(seed))
         initialize(self.core, init, radius=radius, forget_bias=forget_bias, generator=g)
         with torch.no_grad():
@@ -145,7 +175,10 @@ class SequenceModel(nn.Module):
         return self._read(hs)
 
     def cells(self) -> list[Cell]:
-        """One cell per layer, sharing this model's parameter tensors (built on demand)."""
+        """One cell per layer, sharing this model's parameter tensors (built on demand for a
+        fused core)."""
+        if isinstance(self.core, CellStack):
+            return list(self.core.cells)
         return [twin(self.core, layer) for layer in range(self.core.num_layers)]
 
     def forward_unrolled(

@@ -167,6 +167,12 @@ class LayerGradients:
     lengths: Tensor | None = None
     reverse: bool = False
     last_call: int = 0
+    source: LayerTape | None = field(default=None, repr=False)
+
+    def step_inputs(self):
+        """(cell, xp, state before each step) of a cell layer (see
+        :meth:`vanishing._tape.LayerTape.step_inputs`), or None."""
+        return None if self.source is None else self.source.step_inputs()
 
     def norms(self) -> np.ndarray:
         """Batch-mean ||dL/dh_t|| in float64 and real time order, aligned on each
@@ -269,7 +275,7 @@ class Recording:
             lengths = recs[0].lengths if len(recs) == 1 else None
             lengths = self._user_lengths(tape.name, total) if lengths is None else lengths
             return LayerGradients(tape.name, total, direct, recs[0] if len(recs) == 1 else None,
-                                  lengths, tape.reverse, tape.last_call)
+                                  lengths, tape.reverse, tape.last_call, tape)
         states = tape.states
         if all(self._grad(h, grads) is None for h in states):
             raise ValueError(f"the loss does not depend on the hidden states of {tape.name}; "
@@ -282,7 +288,7 @@ class Recording:
                              f"{listed}; name the module that computes one step")
         total = torch.stack([grad_of(h).reshape(-1, h.shape[-1]) for h in states], 1)
         return LayerGradients(tape.name, total, None, None,
-                              self._user_lengths(tape.name, total), False, tape.last_call)
+                              self._user_lengths(tape.name, total), False, tape.last_call, tape)
 
     def _grad(self, t: Tensor | None, grads) -> Tensor | None:
         i = None if t is None else self._tape.index.get(id(t))
