@@ -70,11 +70,19 @@ REMEDIES = {
     "check_data": "check the inputs and the loss for NaN/inf (log of 0, division by 0) and "
                   "restart from the last good checkpoint",
 }
+#: The wording of :data:`REMEDIES` for a user's own model, where this library's options
+#: (``init='orthogonal'``, model ``irnn``) do not apply.
+USER_TEXT = {
+    "orthogonal": "initialise W_hh orthogonal (all singular values 1), or as the identity for "
+                  "a relu RNN (IRNN, Le et al. 2015)",
+    "radius": "rescale W_hh to a spectral radius below 1",
+}
 #: The same remedies as torch code for a user's own modules; ``{w}`` is W_hh as the user
 #: spells it (``model.rnn.weight_hh_l0``), ``{b_ih}``/``{b_hh}`` its biases, ``{rows}``
 #: the forget gate's rows, ``{g}`` the number of gate blocks.
 CODE = {
     "orthogonal": "for block in {w}.data.chunk({g}): torch.nn.init.orthogonal_(block)",
+    "orthogonal_1": "torch.nn.init.orthogonal_({w})",
     "forget_bias": "with torch.no_grad(): {b_ih}[{rows}].fill_(2.0); {b_hh}[{rows}].zero_()",
     "clip": "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # after "
             "loss.backward()",
@@ -314,11 +322,12 @@ def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = Fal
              "radius": [w for w in elman if w.spectral_radius >= 1]}
     out = []
     for k in keys:
-        text = REMEDIES[k]
+        text = USER_TEXT.get(k, REMEDIES[k])
         if k in ("clip", "truncate"):
             text += f"; in torch: {CODE[k]}"
         elif k in which and all(w.code for w in which[k]):
-            lines = "; ".join(CODE[k].format(**w.code) for w in which[k])
+            lines = "; ".join(CODE[k + "_1" if k + "_1" in CODE and w.code["g"] == 1 else k]
+                              .format(**w.code) for w in which[k])
             text += f"; in torch: {lines}"
         out.append(text)
     return out
