@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -66,3 +67,26 @@ def test_bad_arguments():
         initialize(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="square matrix"):
         spectral_radius(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("core", ["lstm", "gru"])
+def test_chrono_biases_lie_in_the_stated_range(core):
+    """Tallec & Ollivier 2018: keep-gate bias in [log 1, log(T_max - 1)]; LSTM b_i = -b_f;
+    b_hh zero on those rows (torch adds the two biases)."""
+    from vanishing.models import SequenceModel
+
+    t_max, h = 50, 64
+    m = SequenceModel(core, 3, h, 1, init="chrono", max_length=t_max, seed=2)
+    b_ih, b_hh = m.core.bias_ih_l0.detach(), m.core.bias_hh_l0.detach()
+    keep = slice(h, 2 * h)  # LSTM gates i, f, g, o; GRU gates r, z, n: block 1 either way
+    b = b_ih[keep]
+    assert float(b.min()) >= 0.0 and float(b.max()) <= np.log(t_max - 1) + 1e-6
+    assert float(b.max()) > np.log(t_max - 1) / 2  # spread over the range, not all near 0
+    assert torch.equal(b_hh[keep], torch.zeros(h))
+    if core == "lstm":
+        torch.testing.assert_close(b_ih[:h], -b)
+        assert torch.equal(b_hh[:h], torch.zeros(h))
+    with pytest.raises(ValueError, match="max_length"):
+        SequenceModel(core, 3, h, 1, init="chrono")
+    with pytest.raises(ValueError, match="gated cell"):
+        SequenceModel("rnn_tanh", 3, h, 1, init="chrono", max_length=t_max)

@@ -10,6 +10,12 @@ scheme           what it sets
 ``identity``     IRNN (Le, Jaitly & Hinton 2015): W_hh = I (each gate block),
                  biases 0, W_ih ~ N(0, 0.001^2). A relu RNN then starts as an
                  integrator that copies h forward unchanged
+``chrono``       Tallec & Ollivier 2018, for gated cells, given ``max_length``
+                 T_max >= 3: the gate that keeps the state gets bias
+                 b ~ log U[1, T_max - 1] (LSTM: forget gate b_f, and b_i = -b_f;
+                 GRU: update gate z), so units remember over 1..T_max - 1 steps;
+                 the rest as ``default``. torch adds b_ih and b_hh, so the total is
+                 set once: b_ih = b, b_hh = 0 on those rows
 ===============  ==================================================================
 
 ``radius`` (optional, any scheme) rescales each gate block of W_hh to that spectral
@@ -36,9 +42,9 @@ from .cells import Cell
 from .recurrent import RecurrentLayer
 from .recurrent import recurrent_layers as walk
 
-__all__ = ["SCHEMES", "initialize", "spectral_radius", "recurrent_layers"]
+__all__ = ["SCHEMES", "initialize", "initialize_blocks", "spectral_radius", "recurrent_layers"]
 
-SCHEMES = ("default", "orthogonal", "identity")
+SCHEMES = ("default", "orthogonal", "identity", "chrono")
 
 
 def recurrent_layers(module: nn.Module) -> Iterator[tuple[dict[str, Tensor], int, str]]:
@@ -81,6 +87,7 @@ def initialize(
     radius: float | None = None,
     forget_bias: float | None = None,
     generator: torch.Generator | None = None,
+    **options,
 ) -> nn.Module:
     """Initialise every recurrent layer of ``module`` in place; returns ``module``.
 
@@ -91,6 +98,11 @@ def initialize(
         forget_bias: if given, LSTM forget-gate bias (b_if = forget_bias, b_hf = 0).
         generator: the source of randomness (a ``torch.Generator``); None uses a fresh one
             seeded 0, so results never depend on the global seed.
+        options: scheme settings passed to each cell's
+            :meth:`~vanishing.cells.Cell.initialize_`.
+
+    Each cell initialises itself (:meth:`vanishing.cells.Cell.initialize_`): cells in
+    ``torch.nn`` layout by :func:`initialize_blocks`, others by their own rules.
     """
     _checks.one_of("init scheme", scheme, SCHEMES)
     if radius is not None:
@@ -101,18 +113,26 @@ def initialize(
     if not layers:
         raise ValueError(f"initialize: {type(module).__name__} contains no recurrent layer")
     for layer in layers:
-        _initialize_cell(layer.cell, layer.parameter, scheme, radius, forget_bias, generator)
+        for key, p in layer.cell.weights().items():
+            if not isinstance(p, nn.Parameter):
+                raise ValueError(f"initialize: {layer.parameter(key)} is computed by a "
+                                 f"parametrization; initialise the parameter it is computed "
+                                 f"from instead")
+        layer.cell.initialize_(scheme, radius=radius, forget_bias=forget_bias,
+                               generator=generator, **options)
     return module
 
 
-def _initialize_cell(cell: Cell, name, scheme: str, radius: float | None,
-                     forget_bias: float | None, generator: torch.Generator) -> None:
-    """One layer, in place, through the tensors the cell shares with the model."""
+@torch.no_grad()
+def initialize_blocks(cell: Cell, scheme: str, *, radius: float | None = None,
+                      forget_bias: float | None = None,
+                      generator: torch.Generator | None = None, **options) -> None:
+    """The schemes for cells in ``torch.nn`` layout (gate blocks of W_hh), in place:
+    what :meth:`vanishing.cells.Cell.initialize_` does unless a cell overrides it."""
+    _checks.one_of("init scheme", scheme, SCHEMES)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
     ps = cell.weights()
-    for key, p in ps.items():
-        if not isinstance(p, nn.Parameter):
-            raise ValueError(f"initialize: {name(key)} is computed by a parametrization; "
-                             f"initialise the parameter it is computed from instead")
     h, gates = cell.hidden_size, cell.gates
     bound = 1.0 / math.sqrt(h)
     for p in ps.values():
@@ -131,13 +151,36 @@ def _initialize_cell(cell: Cell, name, scheme: str, radius: float | None,
                 ps[n].zero_()
     if radius is not None:
         if w_hh.shape[1] != h:
-            raise ValueError(f"initialize: radius= needs square W_hh blocks; {name('weight_hh')} "
-                             f"has blocks of shape ({h}, {w_hh.shape[1]}) (proj_size)")
+            raise ValueError(f"initialize: radius= needs square W_hh blocks, got blocks of "
+                             f"shape ({h}, {w_hh.shape[1]}) (an LSTM with proj_size)")
         for g in range(gates):
             rho = spectral_radius(blocks[g])
             if rho > 0:
                 blocks[g].mul_(radius / rho)
+    if scheme == "chrono":
+        _chrono(cell, ps, generator, options.get("max_length"))
     if forget_bias is not None and cell.forget_gate is not None and "bias_ih" in ps:
         rows = slice(cell.forget_gate * h, (cell.forget_gate + 1) * h)
         ps["bias_ih"][rows].fill_(float(forget_bias))
         ps["bias_hh"][rows].zero_()
+
+
+def _chrono(cell: Cell, ps: dict, generator: torch.Generator, max_length) -> None:
+    """Chrono biases (see the module doc), in place."""
+    keep = cell.gate_names.find("f") if "f" in cell.gate_names else cell.gate_names.find("z")
+    if keep < 0 or "bias_ih" not in ps:
+        raise ValueError(f"init 'chrono' needs a gated cell with biases (LSTM or GRU), got "
+                         f"{cell.kind or type(cell).__name__}")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
+        raise ValueError(f"init 'chrono' needs max_length, the longest dependency T_max, an "
+                         f"int >= 3, got {max_length!r}")
+    h = cell.hidden_size
+    u = torch.rand(h, generator=generator, dtype=torch.float64)
+    b = torch.log(1 + u * (max_length - 2)).to(ps["bias_ih"].dtype)  # log U[1, T_max - 1]
+    rows = slice(keep * h, (keep + 1) * h)
+    ps["bias_ih"][rows].copy_(b)
+    ps["bias_hh"][rows].zero_()
+    if "i" in cell.gate_names:  # the LSTM's input gate: b_i = -b_f
+        i = cell.gate_names.find("i")
+        ps["bias_ih"][i * h:(i + 1) * h].copy_(-b)
+        ps["bias_hh"][i * h:(i + 1) * h].zero_()

@@ -79,6 +79,10 @@ MODELS = {
     "lstm": _Preset("lstm", forget_bias=1.0),
     "gru": _Preset("gru"),
 }
+#: every other registered cell is a model under its own name, with its own initialisation
+#: (``rnn_linear`` is left out: it is the closed-form case for tests, not a model to train)
+MODELS.update({name: _Preset(name) for name in CELLS if name not in MODELS
+               and name != "rnn_linear"})
 
 
 class SequenceModel(nn.Module):
@@ -101,6 +105,7 @@ class SequenceModel(nn.Module):
         readout: ``last`` (output (N, C) from h_L) or ``all`` (output (N, L, C)).
         num_layers: stacked recurrent layers.
         init, radius, forget_bias: see :func:`vanishing.init.initialize`.
+        max_length: the longest dependency, for ``init="chrono"``.
         seed: seeds a local ``torch.Generator`` for every initial weight (the global
             RNG is neither used nor advanced).
     """
@@ -119,6 +124,7 @@ class SequenceModel(nn.Module):
         init: str = "default",
         radius: float | None = None,
         forget_bias: float | None = None,
+        max_length: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -141,7 +147,8 @@ class SequenceModel(nn.Module):
         if isinstance(self.core, nn.RNNBase):
             self.core.flatten_parameters()
         g = torch.Generator().manual_seed(int(seed))
-        initialize(self.core, init, radius=radius, forget_bias=forget_bias, generator=g)
+        initialize(self.core, init, radius=radius, forget_bias=forget_bias, generator=g,
+                   **({} if max_length is None else {"max_length": max_length}))
         with torch.no_grad():
             if self.embed is not None:
                 self.embed.weight.normal_(generator=g)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from . import _checks
+from .cells import Cell
 from .models import MODELS, SequenceModel, build_model
 from .tasks import Task, get_task
 
@@ -174,6 +175,7 @@ def build_model_for(config: TrainConfig, input_size: int, output_size: int, *,
         config.model, input_size, config.hidden_size, output_size, tokens=tokens,
         embedding_size=config.embedding_size if tokens else None, readout=readout,
         num_layers=config.num_layers, seed=config.seed,
+        **({"max_length": config.length} if config.init == "chrono" else {}),
         **{k: v for k, v in overrides.items() if v is not None},  # None: the model's preset
     )
 
@@ -254,6 +256,7 @@ def train(
     x_eval, y_eval = task.heldout(config.length, config.eval_size, eval_gen, "validation")
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=config.lr) if config.optimizer == "adam" else None
+    constrained = [m for m in model.modules() if isinstance(m, Cell)]  # e.g. IndRNN's |u|
 
     result = TrainResult(config, model, task, "unsolved", 0, None,
                          chance_loss=task.chance_loss(config.length))
@@ -275,6 +278,8 @@ def train(
             _sgd_step(params, config.lr)
         else:
             opt.step()
+        for cell in constrained:
+            cell.constrain_()
         info: dict = {"loss": value}
         if step % config.eval_every == 0 or step == config.steps:
             metrics = evaluate(model, task, x_eval, y_eval)

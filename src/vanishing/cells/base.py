@@ -25,6 +25,7 @@ What the rest of the library reads from a cell, so that a new cell is one file:
 ``state_sizes``        their widths, e.g. ``(H, H)``; the first is always the hidden
                        state h the probe reads
 ``gates``              G, blocks of W_hh of shape (H, H) (init works block by block)
+``gate_names``         one letter per block of W_ih / W_hh, in order (``"ifgo"``, ``"rzn"``)
 ``forget_gate``        index of the forget-gate block (LSTM), else None
 ``gamma``              bound on |f'| of the nonlinearity (Pascanu et al. 2013), or None
                        where the step is not f(W_hh h + ...) (gated cells)
@@ -77,6 +78,7 @@ class Cell(nn.Module, abc.ABC):
 
     kind: str = ""
     gates: int = 1
+    gate_names: str = ""
     state_size: int = 1
     forget_gate: int | None = None
     gamma: float | None = None
@@ -85,8 +87,15 @@ class Cell(nn.Module, abc.ABC):
         super().__init__()
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
-        gh = self.gates * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gh, input_size))
+        self.build(bias)
+        self.reset_parameters()
+
+    def build(self, bias: bool) -> None:
+        """Create the parameters (empty; :meth:`reset_parameters` fills them): the
+        ``torch.nn`` layout, W_ih (G*H, H_in), W_hh (G*H, h's width), b_ih and b_hh (G*H,).
+        A cell with other parameters overrides this."""
+        gh = self.gates * self.hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gh, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(gh, self.state_sizes[0]))
         if bias:
             self.bias_ih = nn.Parameter(torch.empty(gh))
@@ -94,7 +103,29 @@ class Cell(nn.Module, abc.ABC):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
-        self.reset_parameters()
+
+    @torch.no_grad()
+    def initialize_(self, scheme: str, *, radius: float | None = None,
+                    forget_bias: float | None = None,
+                    generator: torch.Generator | None = None, **options) -> None:
+        """Initialise this cell's weights in place by ``scheme`` (see :mod:`vanishing.init`).
+
+        The default covers the ``torch.nn`` layout: ``default``, ``orthogonal`` and
+        ``identity`` act on the (H, H) gate blocks of W_hh, ``radius`` rescales each block,
+        ``forget_bias`` sets the :attr:`forget_gate` block's bias. A cell with another
+        structure (a diagonal W_hh, a complex spectrum) overrides this and raises
+        ``ValueError`` for a scheme it does not support. ``options`` carries
+        scheme-specific settings (e.g. ``max_length`` for ``chrono``); a cell ignores
+        those it does not use.
+        """
+        from ..init import initialize_blocks  # the block schemes live with the others
+
+        initialize_blocks(self, scheme, radius=radius, forget_bias=forget_bias,
+                          generator=generator, **options)
+
+    def constrain_(self) -> None:
+        """Project the weights back onto the cell's constraint set, in place; called by
+        :func:`vanishing.train.train` after every optimiser step. Default: nothing."""
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """PyTorch's default: every weight and bias ~ U(-sqrt(k), sqrt(k)), k = 1/H."""

@@ -37,6 +37,7 @@ class ElmanCell(Cell):
     """
 
     gates = 1
+    gate_names = "h"
     gamma = 1.0
 
     def __init__(

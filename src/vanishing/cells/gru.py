@@ -29,6 +29,7 @@ class GRUCell(Cell):
 
     kind = "gru"
     gates = 3
+    gate_names = "rzn"
 
     def recur(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         h = state[0]

@@ -39,6 +39,7 @@ class LSTMCell(Cell):
 
     kind = "lstm"
     gates = 4
+    gate_names = "ifgo"
     state_size = 2
     forget_gate = 1
 

@@ -19,6 +19,7 @@ from torch import nn
 from vanishing import _checks
 from vanishing.cli._common import console, handle_errors, rich_table
 from vanishing.diagnose import diagnose
+from vanishing.init import SCHEMES
 from vanishing.models import MODELS
 from vanishing.report import probe_text
 from vanishing.tasks import Task, get_task, task_names
@@ -47,7 +48,7 @@ TaskOption = Annotated[str | None, typer.Option(
                    "Default: random N(0, 1) input and the sum of the last output as the loss."
                    f"{_NOT_WITH_CHECKPOINT}")]
 InitOption = Annotated[str | None, typer.Option(
-    help="Initialisation: default, orthogonal or identity (default: the model's preset)."
+    help=f"Initialisation: {', '.join(SCHEMES)} (default: the model's preset)."
          f"{_NOT_WITH_CHECKPOINT}")]
 RadiusOption = Annotated[float | None, typer.Option(
     help=f"Rescale W_hh to this spectral radius (> 0).{_NOT_WITH_CHECKPOINT}")]

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import _checks
+from ..init import SCHEMES
 from ..report.train_text import result_table
 from ..train import TrainConfig, TrainResult, save_checkpoint, train
 from ._common import check_writable_dir, console, handle_errors, rich_table, show_progress
@@ -31,7 +32,8 @@ def train_command(
     hidden_size: Annotated[int, typer.Option(help="Hidden units per layer.")] = 64,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     clip: Annotated[float, typer.Option(help="Gradient-norm clipping; 0 turns it off.")] = 1.0,
-    init: Annotated[str | None, typer.Option(help="default, orthogonal or identity.")] = None,
+    init: Annotated[str | None, typer.Option(
+        help=f"Initialisation: {', '.join(SCHEMES)} (chrono: T_max = --length).")] = None,
     radius: Annotated[float | None, typer.Option(help="Scale W_hh to this spectral radius.")
                       ] = None,
     forget_bias: Annotated[float | None, typer.Option(help="LSTM forget-gate bias.")] = None,
