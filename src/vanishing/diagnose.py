@@ -191,7 +191,10 @@ def weight_conditions(model: nn.Module) -> list[WeightCondition]:
     for layer in recurrent_layers(model):
         cell = layer.cell
         mode, gamma, forget = cell.kind, cell.gamma, _forget_bias(layer)
-        blocks = cell.recurrent_blocks().detach().double()
+        blocks = cell.recurrent_blocks()
+        if blocks is None:  # no recurrent matrix (minGRU: the gates read x_t only)
+            continue
+        blocks = blocks.detach().double()
         code = _code_names(layer)
         if not bool(torch.isfinite(blocks).all()):  # nothing to decompose: say so, as NaN
             nan = float("nan")

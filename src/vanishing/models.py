@@ -60,7 +60,8 @@ class CellStack(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, list]:
         inp, finals = x, []
         for cell in self.cells:
-            inp, final = unroll(cell, inp)
+            hs, final = unroll(cell, inp)
+            inp = cell.emit(hs, inp)
             finals.append(final)
         return inp, finals
 
@@ -207,8 +208,9 @@ class SequenceModel(nn.Module):
             raise ValueError(f"probes must be a list of {len(cells)} tensor(s), one per layer")
         inp, all_hs = self.encode(x), []
         for layer, cell in enumerate(cells):
-            inp, _ = unroll(cell, inp, probe=None if probes is None else probes[layer])
-            all_hs.append(inp)
+            hs, _ = unroll(cell, inp, probe=None if probes is None else probes[layer])
+            inp = cell.emit(hs, inp)
+            all_hs.append(hs)
         return self._read(inp), all_hs
 
     def extra_repr(self) -> str:

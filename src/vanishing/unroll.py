@@ -125,6 +125,10 @@ def unroll(
         lengths = check_lengths(lengths, n, length)
         if int(lengths.min()) < length:  # some sequence is padded
             masks = (torch.arange(length) < lengths[:, None]).to(x.device).unbind(1)
+    if cell.parallel and masks is None and "recur" not in cell.__dict__:
+        # a parallel scan; a recorded cell (its recur patched) runs the loop instead
+        hs, parts = cell.scan(cell.project(x), parts, probe)
+        return hs, parts[0] if cell.state_size == 1 else parts
     hs = []
     # Project all steps at once and split with unbind: indexing xp[:, t] in the loop
     # would make the backward pass quadratic in L.

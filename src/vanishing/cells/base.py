@@ -31,6 +31,15 @@ What the rest of the library reads from a cell, so that a new cell is one file:
                        where the step is not f(W_hh h + ...) (gated cells)
 ``jacobian``           ds_t/ds_(t-1), (N, S, S), in closed form, or None: then
                        :mod:`vanishing.jacobian` takes it by autograd
+``recurrent_blocks``   the square matrices through which h_(t-1) enters, (G, H, H), for
+                       weight analysis; None for a cell with no recurrent matrix
+``emit``               the layer's output sequence from its states and input (default:
+                       the hidden states; LRU: Re(C x_k) + D u_k)
+``scan``               with ``parallel = True``, every step at once (a parallel scan);
+                       :func:`~vanishing.unroll.unroll` uses it unless the cell is being
+                       recorded (then the loop of ``recur`` runs: the same numbers)
+``initialize_``        its initialisation schemes; ``constrain_`` its constraint, kept
+                       after every optimiser step
 =====================  ==============================================================
 
 Parameters have the names, shapes and gate order of ``torch.nn.RNN/LSTM/GRU`` layer 0
@@ -77,6 +86,7 @@ class Cell(nn.Module, abc.ABC):
     facts about the recurrence listed in the module doc."""
 
     kind: str = ""
+    parallel: bool = False  # run by :meth:`scan` instead of a loop of :meth:`recur`
     gates: int = 1
     gate_names: str = ""
     state_size: int = 1
@@ -147,7 +157,19 @@ class Cell(nn.Module, abc.ABC):
         """ds_t/ds_(t-1) at this step, (N, S, S), or None (no closed form: autograd)."""
         return None
 
-    def recurrent_blocks(self) -> Tensor:
+    def emit(self, hs: Tensor, x: Tensor) -> Tensor:
+        """The layer's output (N, L, H) from its hidden states ``hs`` (N, L, h's width) and
+        its input ``x`` (N, L, H_in): what the next layer or the readout reads."""
+        return hs
+
+    def scan(self, xp: Tensor, state: tuple[Tensor, ...], probe: Tensor | None
+             ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Every step at once, for a cell with ``parallel = True``: ``(hs, final state)``
+        exactly as the loop of :meth:`recur` gives, with ``probe`` (N, L, H) added to each
+        h_t when given."""
+        raise NotImplementedError(f"{type(self).__name__} has no parallel scan")
+
+    def recurrent_blocks(self) -> Tensor | None:
         """The square (H, H) matrices through which h_(t-1) enters each gate, (G, H, H):
         the blocks of W_hh (the LSTM with a projection composes them with W_hr). Weight
         analysis (spectral radius, Pascanu's condition, orthogonality) reads these."""
