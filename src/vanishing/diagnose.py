@@ -188,7 +188,8 @@ def weight_conditions(model: nn.Module) -> list[WeightCondition]:
     library cells). A W_hh holding NaN or inf gets NaN for every measured field.
     """
     out = []
-    for layer in recurrent_layers(model):
+    layers = recurrent_layers(model)
+    for layer in layers:
         cell = layer.cell
         mode, gamma, forget = cell.kind, cell.gamma, _forget_bias(layer)
         blocks = cell.recurrent_blocks()
@@ -207,7 +208,7 @@ def weight_conditions(model: nn.Module) -> list[WeightCondition]:
         out.append(WeightCondition(layer.name, mode, rho, sigma, gamma,
                                    None if gamma is None else sigma < 1 / gamma,
                                    float(svals.min()), forget, code))
-    if not out:
+    if not layers:
         raise ValueError(f"{type(model).__name__} contains no recurrent weights this library "
                          f"can read (torch.nn.RNN/LSTM/GRU, nn.RNNCell/LSTMCell/GRUCell or a "
                          f"vanishing Cell)")
