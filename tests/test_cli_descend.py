@@ -150,3 +150,15 @@ def test_help_documents_every_option(app):
     for option in ("--start", "--lr", "--steps", "--momentum", "--tol", "--vars", "--plot"):
         assert option in result.output
     assert "Run gradient descent on a formula" in result.output
+
+
+def test_plot_to_a_folder_an_empty_path_or_no_format_is_refused_before_any_work(app, tmp_path):
+    """The tool says only what it wrote: a folder used to end as FOLDER.png, '' as '.png'."""
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    for target, message in [(str(tmp_path), "(a folder)"), ("", "needs a file name"),
+                            (str(tmp_path / "figure"), "must end in .png, .pdf or .svg")]:
+        result = run(app, "(w-3)**2", "--start", "-4", "--plot", target)
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == before

@@ -18,44 +18,42 @@ from vanishing.descent.expr import Expression, parse_expression
 __all__ = ["descend"]
 
 
+ExpressionArg = Annotated[str, typer.Argument(
+    help="The cost function L as a formula, e.g. '(w-3)**2' or '(1-x)**2 + 100*(y-x**2)**2'. "
+    "Allowed: numbers, variables, + - * / **, exp log sin cos tanh sqrt abs. "
+    "Wrap a formula that starts with '-' in parentheses: '(-w**2)'.")]
+StartOption = Annotated[list[str], typer.Option(
+    help="Starting point: one number per variable, comma-separated or repeated "
+    "(--start 1,-2 or --start 1 --start -2).")]
+LrOption = Annotated[float, typer.Option(help="Step size (learning rate), > 0.")]
+StepsOption = Annotated[int, typer.Option(help="Most steps to take, >= 1.")]
+MomentumOption = Annotated[float, typer.Option(
+    help="Heavy-ball momentum in [0, 1); 0 is plain descent.")]
+TolOption = Annotated[float | None, typer.Option(
+    help="Stop once the gradient norm is <= tol (default: only at zero).")]
+VarsOption = Annotated[str | None, typer.Option(
+    "--vars", help="Variable order, e.g. 'y,x' (default: alphabetical).")]
+PlotOption = Annotated[Path | None, typer.Option(
+    help="Save a picture of the path (1-D curve or 2-D contours) here: a .png, .pdf or .svg "
+    "file.")]
+RowsOption = Annotated[int, typer.Option(
+    help="Most table rows to show; the middle is elided (0: all).")]
+
+#: Formats ``--plot`` writes (matplotlib picks the format from the extension).
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
 @handle_errors
 def descend(
-    expression: Annotated[
-        str,
-        typer.Argument(
-            help="The cost function L as a formula, e.g. '(w-3)**2' or "
-            "'(1-x)**2 + 100*(y-x**2)**2'. "
-            "Allowed: numbers, variables, + - * / **, exp log sin cos tanh sqrt abs. "
-            "Wrap a formula that starts with '-' in parentheses: '(-w**2)'."
-        ),
-    ],
-    start: Annotated[
-        list[str],
-        typer.Option(
-            help="Starting point: one number per variable, comma-separated or repeated "
-            "(--start 1,-2 or --start 1 --start -2)."
-        ),
-    ],
-    lr: Annotated[float, typer.Option(help="Step size (learning rate), > 0.")] = 0.1,
-    steps: Annotated[int, typer.Option(help="Most steps to take, >= 1.")] = 30,
-    momentum: Annotated[
-        float, typer.Option(help="Heavy-ball momentum in [0, 1); 0 is plain descent.")
-    ] = 0.0,
-    tol: Annotated[
-        float | None,
-        typer.Option(help="Stop once the gradient norm is <= tol (default: only at zero)."),
-    ] = None,
-    variables: Annotated[
-        str | None,
-        typer.Option("--vars", help="Variable order, e.g. 'y,x' (default: alphabetical)."),
-    ] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(help="Save a picture of the path (1-D curve or 2-D contours) here."),
-    ] = None,
-    rows: Annotated[
-        int, typer.Option(help="Most table rows to show; the middle is elided (0: all).")
-    ] = 40,
+    expression: ExpressionArg,
+    start: StartOption,
+    lr: LrOption = 0.1,
+    steps: StepsOption = 30,
+    momentum: MomentumOption = 0.0,
+    tol: TolOption = None,
+    variables: VarsOption = None,
+    plot: PlotOption = None,
+    rows: RowsOption = 40,
 ) -> None:
     """Run gradient descent on a formula and print every step and a verdict.
 
@@ -69,13 +67,8 @@ def descend(
     names = None if variables is None else [v.strip() for v in variables.split(",")]
     f = parse_expression(expression, variables=names)
     w0 = _parse_start(start)
-    if plot is not None and not plot.parent.is_dir():
-        raise ValueError(f"--plot: directory {str(plot.parent)!r} does not exist")
-    if plot is not None and len(f.variables) > 2:
-        raise ValueError(
-            f"--plot draws functions of 1 or 2 variables, got {len(f.variables)} "
-            f"({', '.join(f.variables)})"
-        )
+    if plot is not None:
+        _check_plot(plot, f)
     path = run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
     console.print(_table(f, path, rows))
     for line in _summary(path, tol) + _regime_lines(step_size_verdict(f, path), path):
@@ -84,7 +77,23 @@ def descend(
         from vanishing.descent.plot import plot_descent  # matplotlib only when asked
 
         plot_descent(f, path, plot)
+        if not plot.is_file():  # say only what was written
+            raise ValueError(f"--plot: the figure was not written to {str(plot)!r}")
         console.print(f"plot: saved to {escape(str(plot))}")
+
+
+def _check_plot(plot: Path, f: Expression) -> None:
+    """A file path matplotlib writes as named, in a folder that exists (before any work)."""
+    if not str(plot).strip() or plot.is_dir():
+        raise ValueError(f"--plot needs a file name ending in .png, .pdf or .svg, got "
+                         f"{str(plot)!r}{' (a folder)' if plot.is_dir() else ''}")
+    if plot.suffix.lower() not in PLOT_FORMATS:
+        raise ValueError(f"--plot must end in .png, .pdf or .svg, got {str(plot)!r}")
+    if not plot.parent.is_dir():
+        raise ValueError(f"--plot: directory {str(plot.parent)!r} does not exist")
+    if len(f.variables) > 2:
+        raise ValueError(f"--plot draws functions of 1 or 2 variables, got "
+                         f"{len(f.variables)} ({', '.join(f.variables)})")
 
 
 def _parse_start(items: list[str]) -> list[float]:
