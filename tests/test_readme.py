@@ -37,3 +37,14 @@ def test_tutorial_monitor_example_prints_what_the_tutorial_shows(capsys):
     shown = section[shown_start: section.index("```", shown_start)].strip()
     exec(compile(code, "tutorial.md", "exec"), {})
     assert capsys.readouterr().out.strip() == shown
+
+
+def test_probe_your_own_model_example_prints_what_the_readme_shows(capsys):
+    text = README.read_text()
+    section = text[text.index("## Probe your own model"):]
+    start = section.index("```python") + len("```python")
+    code = section[start: section.index("```", start)]
+    shown_start = section.index("```console", start) + len("```console")
+    shown = section[shown_start: section.index("```", shown_start)].strip()
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == shown
