@@ -384,3 +384,53 @@ def test_remedies_name_torch_code_for_the_users_own_modules():
     (own,) = GradientMonitor(lib, warn=False).step(x=torch.randn(4, 120, 2, generator=_gen()))
     assert "init='orthogonal'" in " ".join(own.remedies)
     assert "torch.nn.init" not in " ".join(own.remedies)
+
+
+def test_riding_on_the_real_step_reads_the_users_own_backward():
+    """monitor.record() around the training forward: the probe is that very backward
+    pass (whole batch, the user's loss); checked against a hand nn.LSTMCell loop, and the
+    training run is the one it would be without the monitor."""
+    def build():
+        torch.manual_seed(3)
+        return nn.LSTM(2, 5, batch_first=True).double(), nn.Linear(5, 1).double()
+
+    lstm, head = build()
+    model = nn.Sequential()  # a container the monitor can walk
+    model.lstm, model.head = lstm, head
+    plain_lstm, plain_head = build()
+    monitor = GradientMonitor(model, every=2, warn=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    plain_opt = torch.optim.SGD([*plain_lstm.parameters(), *plain_head.parameters()], lr=0.1)
+    g = _gen(4)
+    for step in range(1, 5):
+        x = torch.randn(3, 7, 2, generator=g, dtype=torch.float64)
+        y = torch.randn(3, 1, generator=g, dtype=torch.float64)
+        with monitor.record() as rec:
+            loss = nn.functional.mse_loss(head(lstm(x)[0][:, -1]), y)
+        assert (rec is not None) == (step % 2 == 1)  # records on probe steps only
+        if rec is not None:  # the reference, before the weights move
+            cell = nn.LSTMCell(2, 5).double()
+            with torch.no_grad():
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(cell, name).copy_(getattr(lstm, name + "_l0"))
+            h = c = torch.zeros(3, 5, dtype=torch.float64)
+            zeros = []
+            for x_t in x.unbind(1):
+                h, c = cell(x_t, (h, c))
+                zeros.append(torch.zeros_like(h, requires_grad=True))
+                h = h + zeros[-1]
+            ref = torch.autograd.grad(nn.functional.mse_loss(head(h), y), zeros)
+            want = np.array([float(r.norm(dim=1).mean()) for r in ref])
+        opt.zero_grad()
+        loss.backward()
+        monitor.step(loss)
+        opt.step()
+        plain_opt.zero_grad()
+        nn.functional.mse_loss(plain_head(plain_lstm(x)[0][:, -1]), y).backward()
+        plain_opt.step()
+        if step % 2 == 1:
+            np.testing.assert_allclose(monitor.traces[step].norms, want, rtol=1e-9)
+    assert sorted(monitor.traces) == [1, 3]
+    for a, b in zip(model.parameters(), [*plain_lstm.parameters(), *plain_head.parameters()],
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

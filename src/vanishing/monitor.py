@@ -10,6 +10,16 @@
         monitor.step(loss, x=x)        # after backward, before or after optimizer.step()
         optimizer.step()
 
+or, riding on the real step (no second forward; the whole batch, the user's own loss)::
+
+    for x, y in batches:
+        with monitor.record():         # records the forward on the steps it probes
+            loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        monitor.step(loss)
+        optimizer.step()
+
 Every step it checks the loss and the parameter gradients for NaN / inf (one reduction),
 and raises a ``nan`` alarm on the step they first appear. Every ``every`` steps
 (steps 1, every + 1, ...) it probes the gradient through time (the total dL/dh_t, by
@@ -42,9 +52,10 @@ Alarms are data: :class:`Alarm` records in ``monitor.alarms``, also returned by
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -53,7 +64,7 @@ from torch import Tensor, nn
 from . import _checks
 from .diagnose import Verdict, classify, remedies, weight_conditions
 from .models import SequenceModel
-from .probe import OutputLoss, Trace, layer_gradients
+from .probe import OutputLoss, Recording, Trace, layer_gradients, record
 from .recurrent import batch_first, find_steps
 
 __all__ = ["Alarm", "GradientAlarm", "GradientMonitor"]
@@ -180,6 +191,7 @@ class GradientMonitor:
         if self._ydim is None:
             self._ydim = 0
         self._bad = False  # NaN seen on the previous step: alarm again only after recovery
+        self._recording: Recording | None = None  # from record(), for the next step()
         self._last_kind = "healthy"  # the last probe's verdict
 
     # -- the per-step hook -------------------------------------------------------------
@@ -194,14 +206,52 @@ class GradientMonitor:
                 as ``x``'s probe rows, taken along ``y_batch_dim``).
         """
         self.steps += 1
+        recording, self._recording = self._recording, None
         new = self._check_finite(loss)
         if not new and not self._bad and (self.steps - 1) % self.every == 0:
-            new += self._probe(self.x if x is None else x, y)
+            if recording is not None and x is None:
+                new += self._judge(self._recorded_trace(recording))
+            else:
+                new += self._probe(self.x if x is None else x, y)
         for alarm in new:
             self.alarms.append(alarm)
             if self.warn:
                 warnings.warn(str(alarm), GradientAlarm, stacklevel=2)
         return new
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[Recording | None]:
+        """Ride on the real training step: wrap the step's own forward and loss in this.
+
+        ::
+
+            with monitor.record():
+                loss = criterion(model(x), y)
+            loss.backward()
+            monitor.step(loss)        # reads dL/dh_t from this very backward pass
+
+        On the steps the monitor probes (1, every + 1, ...) it records the forward with
+        :func:`vanishing.probe.record`, so the probe costs no second forward: the
+        recorded step runs fused modules as their weight-sharing cells (a fused LSTM:
+        about 1.3-1.8x one plain step, see docs/performance.md), once every ``every``
+        steps. On the other steps it does nothing. The probe then reads the whole batch
+        and the user's own loss. Prefer the sub-batch mode (``step(loss, x=...)``) when
+        a probe of ``probe_batch`` sequences is cheaper than one recorded full step
+        (large batches, a fused LSTM); this mode when the forward takes arguments or
+        is hard to call twice.
+        """
+        if (self.steps % self.every) != 0 or self._bad:
+            yield None
+            return
+        with record(self.model, steps=self.step_modules) as rec:
+            yield rec
+        self._recording = rec
+
+    def _recorded_trace(self, rec: Recording) -> Trace | None:
+        try:
+            return rec.trace()
+        except ValueError:  # exactly zero at every step, or no gradient reached
+            return None
 
     def _alarm(self, kind: str, message: str, value: float = float("nan")) -> Alarm:
         # the weights as they are now: advice they already follow is left out (NaN advice
@@ -263,6 +313,10 @@ class GradientMonitor:
             trace = Trace.from_gradients(grads)
         except ValueError:  # exactly zero at every step
             trace = None
+        return self._judge(trace)
+
+    def _judge(self, trace: Trace | None) -> list[Alarm]:
+        """The alarms of one probe's trace (see the module doc for the rule)."""
         if trace is None or trace.norms[-1] == 0:
             self._last_kind = "vanishing"
             return [self._alarm("vanishing", "dL/dh_t is exactly zero at the last step: "
