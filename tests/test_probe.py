@@ -636,3 +636,23 @@ def test_default_loss_check_leaves_healthy_models_alone():
     model = build_model("lstm", 3, 8, 2, seed=0)  # readout "last": (N, C) logits
     x = torch.randn(4, 20, 3, generator=_gen())
     assert hidden_gradients(model, x).norms.shape == (20,)
+
+
+def test_silent_wrong_numbers_are_errors_now():
+    """NaN weights, a loss given as a name, a wrong dtype, a NaN forget bias: one line each
+    (each returned a number or raised torch's own error before)."""
+    model = build_model("lstm", 3, 4, 1)
+    x = torch.randn(2, 5, 3, generator=_gen())
+    with pytest.raises(TypeError, match="loss must be a callable"):
+        hidden_gradients(model, x, loss="mse")
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        with pytest.raises(TypeError, match=f"x is {str(dtype)[6:]} but LSTMCell's weights "
+                                            f"are float32"):
+            hidden_gradients(model, x.to(dtype))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="forget_bias must be a finite number"):
+            build_model("lstm", 3, 4, 1, forget_bias=bad)
+    with torch.no_grad():
+        model.core.weight_hh_l0[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="not finite"):
+        hidden_gradients(model, x)

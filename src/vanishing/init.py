@@ -107,6 +107,10 @@ def initialize(
     _checks.one_of("init scheme", scheme, SCHEMES)
     if radius is not None:
         radius = _checks.positive_float("radius", radius)
+    if forget_bias is not None:
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)) or \
+                not math.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     layers = _layers(module)

@@ -396,6 +396,9 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None,
     """
     if forward is None:
         _check_call(model, x)
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be a callable of the model's output returning a scalar "
+                        f"(e.g. lambda out: criterion(out, y)), got {type(loss).__name__}")
     with record(model, steps=steps, lengths=lengths) as rec:
         output = model(x) if forward is None else forward(model, x)
         default = loss is None
@@ -465,7 +468,14 @@ def hidden_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None
             gradient is exactly zero at every step.
         TypeError: ``model(x)`` cannot be called (the message names :func:`record`).
     """
-    return Trace.from_gradients(layer_gradients(model, x, loss, lengths=lengths, steps=steps))
+    trace = Trace.from_gradients(layer_gradients(model, x, loss, lengths=lengths, steps=steps))
+    for name, norms in trace.layers.items():
+        bad = np.nonzero(~np.isfinite(norms))[0]
+        if bad.size:
+            raise ValueError(f"dL/dh_t of {name} is not finite (NaN or inf) at {bad.size} of "
+                             f"{norms.size} steps, first t = {int(bad[0])}: the weights, the "
+                             f"input or the loss hold NaN/inf")
+    return trace
 
 
 def input_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None, *,
@@ -513,6 +523,9 @@ def input_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None,
     name = "input" if at is None else _submodule_path(model, at)
     if loss is None:
         loss = default_loss(model, x, project=True, batch_first=tdim == 1)
+    elif not callable(loss):
+        raise TypeError(f"loss must be a callable of the model's output returning a scalar, "
+                        f"got {type(loss).__name__}")
     with torch.enable_grad():
         leaves, output = _input_leaves(model, x, at)
         value = _scalar(loss, output)

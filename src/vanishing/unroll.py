@@ -109,6 +109,11 @@ def unroll(
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a vanishing.cells.Cell, got {type(cell).__name__}")
     _checks.sequence("x", x, cell.input_size)
+    weight = next(iter(cell.weights().values()), None)
+    if weight is not None and weight.dtype != x.dtype:
+        raise TypeError(f"x is {str(x.dtype).removeprefix('torch.')} but {type(cell).__name__}'s "
+                        f"weights are {str(weight.dtype).removeprefix('torch.')}; convert one "
+                        f"to the other (x.to(dtype) or model.to(dtype))")
     parts = _as_tuple(cell, state, x)
     n, length, h = x.shape[0], x.shape[1], cell.state_sizes[0]
     if probe is not None:
