@@ -1,14 +1,11 @@
 r"""Linear Recurrent Unit (Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu & De 2023,
-"Resurrecting Recurrent Neural Networks for Long Sequences").
-
-A diagonal complex linear recurrence, with the nonlinearity moved out of the loop::
+"Resurrecting Recurrent Neural Networks for Long Sequences")::
 
     x_k = Λ ⊙ x_(k-1) + exp(γ_log) ⊙ (B u_k),      Λ = exp(-exp(ν_log) + i exp(θ_log))
     y_k = Re(C x_k) + D ⊙ u_k
 
-|λ_j| = exp(-exp(ν_log_j)) < 1 for every real ν_log (exp(ν_log) > 0), so the recurrence
-is stable by construction, and dx_T/dx_t of channel j is |λ_j|^(T-t) times a rotation:
-how far each channel's gradient reaches back is set by its |λ_j| alone.
+|λ_j| = exp(-exp(ν_log_j)) < 1 for every real ν_log (exp(ν_log) > 0): stable by
+construction, and dx_T/dx_t of channel j is |λ_j|^(T-t) times a rotation.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from .base import Cell, register
 __all__ = ["LRUCell", "NU_MIN"]
 
 #: floor on exp(ν_log) kept by :meth:`LRUCell.constrain_`: float32 rounds exp(-ν) to 1
-#: below ν = 6e-8, so this keeps |λ| <= exp(-1e-7) < 1 in float32 too
+#: for ν below 6e-8; this keeps |λ| <= exp(-1e-7) < 1 in float32 too
 NU_MIN = 1e-7
 
 
@@ -38,44 +35,34 @@ def _number(name: str, value: object) -> float:
 
 
 class LRUCell(Cell):
-    r"""The LRU as one step (state x_k) plus the paper's block around it (:meth:`emit`).
+    r"""The LRU step, and the paper's block around it as :meth:`emit`.
 
-    Legend (the paper's): N = state size (complex channels), H_in = input size,
-    H = hidden_size (the block's output width); "batch" is the base legend's N.
+    N = state size (complex channels; "batch" is the base legend's N), H_in = input
+    size, H = hidden_size. State: [Re x_k; Im x_k], (batch, 2N). :meth:`project`:
+    exp(γ_log) ⊙ B ũ_k as [Re; Im], (batch, L, 2N). :meth:`recur`: the complex product
+    Λ ⊙ x in real arithmetic. :meth:`jacobian` (batch, 2N, 2N) and
+    :meth:`recurrent_blocks` (1, 2N, 2N): [[diag a, -diag b], [diag b, diag a]], Λ = a + ib,
+    a rotation-scaling |λ_j| R(θ_j) per channel, so spectral radius max |λ_j| and
+    singular values |λ_j|: the weight analysis reads |λ|.
 
-    * state: x_k as the real tensor [Re x_k; Im x_k], (batch, 2N); ``state_sizes = (2N,)``.
-    * :meth:`project`: exp(γ_log) ⊙ B ũ_k as [Re; Im], (batch, L, 2N), all steps at once.
-    * :meth:`recur`: x_k = Λ ⊙ x_(k-1) + that, the complex product in real arithmetic.
-    * :meth:`jacobian`: dx_k/dx_(k-1) = [[diag a, -diag b], [diag b, diag a]], Λ = a + ib:
-      a 2x2 rotation-scaling |λ_j| R(θ_j) per channel (block diagonal once Re and Im of
-      each channel are put side by side), (batch, 2N, 2N); the same matrix is
-      :meth:`recurrent_blocks` (1, 2N, 2N): its spectral radius is max |λ_j| and its
-      singular values are the |λ_j|, so the weight analysis reads |λ|.
-    * :meth:`emit`, the block, (batch, L, H). With H_in == H (a stacked layer):
-      ``u + GELU(Re(C x_k) + D ⊙ LN(u_k))`` with ũ = LN(u) also in :meth:`project`:
-      "norm, LRU, nonlinearity, skip", the norm before the LRU as in the paper. With
-      H_in != H (the first layer, reading raw features: LayerNorm over a few features
-      would erase them) there is no norm and no skip, ũ = u, and D is an (H, H_in) matrix:
-      ``GELU(Re(C x_k) + D u_k)``.
+    :meth:`emit` (batch, L, H): with H_in == H (stacked layers) "norm, LRU, GELU, skip",
+    the LayerNorm before the LRU as in the paper: ũ = LN(u) feeds :meth:`project` and D,
+    out = u + GELU(Re(C x_k) + D ⊙ ũ_k). With H_in != H (the first layer, on raw
+    features a LayerNorm over few features would erase them): no norm, no skip, D an
+    (H, H_in) matrix, out = GELU(Re(C x_k) + D u_k).
 
-    Init (ring, :meth:`reset_parameters`), U ~ U(0, 1] per channel:
-    ν_log = log(-½ log(U (r_max² - r_min²) + r_min²)) (|λ|² uniform on the ring),
-    θ_log = log(max_phase U), γ_log = log sqrt(1 - |λ|²); B_re, B_im ~ N(0, 1/(2 H_in)),
-    C_re, C_im ~ N(0, 1/N), D ~ N(0, 1) (the (H, H_in) matrix: N(0, 1/H_in)), LN weight 1,
-    bias 0. ``generator`` None: torch's global RNG, as ``torch.nn`` (nothing is drawn on
-    the meta device).
+    Ring init, U ~ U(0, 1] per channel: ν_log = log(-½ log(U (r_max² - r_min²) +
+    r_min²)), θ_log = log(max_phase U), γ_log = log sqrt(1 - |λ|²); B_re, B_im ~
+    N(0, 1/(2 H_in)), C_re, C_im ~ N(0, 1/N), D ~ N(0, 1) (the matrix: N(0, 1/H_in)).
 
     Args:
-        input_size: H_in.  hidden_size: H.
-        bias: accepted for the registry's signature; the LRU has no bias vectors.
-        state_dim: N; default ceil(H / 2), so the real state [Re x; Im x] is as wide as
-            the other cells' h (the paper picks N apart from H: pass it).
-        r_min, r_max: the ring 0 <= r_min < r_max < 1 of |λ| at init (paper's LRA:
-            0.9, 0.999; default 0, 0.999).  max_phase: θ ~ U(0, max_phase], in (0, 2π].
+        input_size: H_in.  hidden_size: H.  bias: for the registry; the LRU has none.
+        state_dim: N; default ceil(H / 2), a real state as wide as the other cells' h.
+        r_min, r_max: 0 <= r_min < r_max < 1, the ring of |λ| at init (default 0, 0.999;
+            the paper also uses 0.9, 0.999).  max_phase: in (0, 2π], default 2π.
 
-    Deviations: no GLU/dropout after the GELU; :meth:`constrain_` keeps exp(ν_log) >=
-    :data:`NU_MIN` (a no-op unless |λ| is within 1e-7 of 1); ``initialize_`` has one
-    scheme, ``default`` (the ring); no parallel scan (a loop is faster on a CPU).
+    Deviations: no GLU or dropout after the GELU; :meth:`constrain_` keeps exp(ν_log) >=
+    :data:`NU_MIN`; the only init scheme is the ring (``default``); no parallel scan.
     """
 
     kind = "lru"
@@ -92,13 +79,13 @@ class LRUCell(Cell):
             raise ValueError(f"LRUCell: r_max must be in (0, 1): |λ| < 1 keeps the recurrence "
                              f"stable, got {r_max}")
         if self.r_min >= self.r_max:
-            raise ValueError(f"LRUCell: r_min must be below r_max (a ring r_min <= |λ| <= "
+            raise ValueError(f"LRUCell: r_min must be below r_max (the ring r_min <= |λ| <= "
                              f"r_max), got r_min={r_min}, r_max={r_max}")
         if not 0 < self.max_phase <= 2 * math.pi:
             raise ValueError(f"LRUCell: max_phase must be in (0, 2π], got {max_phase}")
-        h = positive_int("hidden_size", hidden_size)
-        self.state_dim = (h + 1) // 2 if state_dim is None else positive_int("state_dim",
-                                                                            state_dim)
+        n = (positive_int("hidden_size", hidden_size) + 1) // 2 if state_dim is None else \
+            positive_int("state_dim", state_dim)
+        self.state_dim = n
         self.residual = input_size == hidden_size
         super().__init__(input_size, hidden_size, bias)
 
@@ -118,7 +105,8 @@ class LRUCell(Cell):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """The ring initialisation (class doc), in place."""
+        """The ring init, in place; ``generator`` None: torch's global RNG, as ``torch.nn``
+        (nothing is drawn on the meta device)."""
         dev = self.nu_log.device if generator is None else torch.device("cpu")
         n, h_in = self.state_dim, self.input_size
 
@@ -127,24 +115,21 @@ class LRUCell(Cell):
             return f(shape, generator=generator, dtype=torch.float64, device=dev) * std
 
         r2 = (1 - draw(n, uniform=True)) * (self.r_max ** 2 - self.r_min ** 2) + self.r_min ** 2
-        self.nu_log.copy_(torch.log(-0.5 * torch.log(r2)))  # |λ|² = r2
+        self.nu_log.copy_(torch.log(-0.5 * torch.log(r2)))  # |λ|² = r2, U(0, 1] never 0
         self.theta_log.copy_(torch.log(self.max_phase * (1 - draw(n, uniform=True))))
         self.gamma_log.copy_(0.5 * torch.log1p(-r2))
-        for name, std in [("B_re", (2 * h_in) ** -0.5), ("B_im", (2 * h_in) ** -0.5),
-                          ("C_re", n ** -0.5), ("C_im", n ** -0.5),
-                          ("D", 1.0 if self.residual else h_in ** -0.5)]:
-            p = getattr(self, name)
+        for p, std in [(self.B_re, (2 * h_in) ** -0.5), (self.B_im, (2 * h_in) ** -0.5),
+                       (self.C_re, n ** -0.5), (self.C_im, n ** -0.5),
+                       (self.D, 1.0 if self.residual else h_in ** -0.5)]:
             p.copy_(draw(p.shape, std))
         if self.residual:
-            self.norm_weight.fill_(1.0)
-            self.norm_bias.zero_()
+            self.norm_weight.fill_(1.0), self.norm_bias.zero_()
 
     @torch.no_grad()
     def initialize_(self, scheme: str, *, radius: float | None = None,
                     forget_bias: float | None = None,
                     generator: torch.Generator | None = None, **options) -> None:
-        """``default``: the ring init; every other scheme is refused (``forget_bias`` and
-        ``options`` do not apply and are ignored)."""
+        """``default`` (the ring init) only; ``forget_bias`` and ``options`` do not apply."""
         if scheme != "default":
             raise ValueError(f"the LRU supports init 'default' only (the ring init; set |λ| "
                              f"with r_min, r_max), got {scheme!r}")
@@ -165,9 +150,8 @@ class LRUCell(Cell):
 
     def _input(self, u: Tensor) -> Tensor:
         """ũ: LN(u) in a stacked (H_in == H) layer, else u."""
-        if not self.residual:
-            return u
-        return F.layer_norm(u, (self.input_size,), self.norm_weight, self.norm_bias)
+        return F.layer_norm(u, (self.input_size,), self.norm_weight, self.norm_bias) \
+            if self.residual else u
 
     def project(self, x: Tensor) -> Tensor:
         """exp(γ_log) ⊙ B ũ as [Re; Im]: (..., H_in) -> (..., 2N)."""
