@@ -19,6 +19,7 @@ import torch
 from . import _checks
 from .models import MODELS
 from .probe import Trace, hidden_gradients
+from .report.connectivity import Connectivity, task_connectivity
 from .tasks.language import COUNTRY_POSITION, LanguageTask
 from .train import TrainConfig, TrainResult, build, probe_inputs, train
 
@@ -40,12 +41,16 @@ PROBE_BATCH = 256
 
 @dataclass
 class ModelReport:
-    """One model's run and its gradient profiles (at initialisation and after training)."""
+    """One model's run and its gradient profiles (at initialisation and after training):
+    ``start``/``end`` the total dL/dh_t over the probe batch, ``start_words``/``end_words``
+    the connectivity ||dL/de_t|| of the example sentence (None when not measured)."""
 
     name: str
     result: TrainResult
     start: Trace
     end: Trace
+    start_words: Connectivity | None = None
+    end_words: Connectivity | None = None
 
     def country_ratio(self, trace: Trace) -> float:
         """||dL/dh_t|| at the country word / at the last word."""
@@ -145,10 +150,12 @@ def run_demo(
         config = demo_config(name, gap, steps, seed)
         _, initial = build(config)  # the same weights train() starts from
         start = gradient_profile(initial, task, x, y)
+        start_words = task_connectivity(initial, task, x, y, label=f"{name}, at initialisation")
         cb = None if progress is None else (lambda s, info, n=name: progress(n, s, info))
         result = train(config, progress=cb)
         end = gradient_profile(result.model, task, x, y)
-        reports.append(ModelReport(name, result, start, end))
+        end_words = task_connectivity(result.model, task, x, y, label=f"{name}, after training")
+        reports.append(ModelReport(name, result, start, end, start_words, end_words))
     return DemoReport(gap, steps, seed, 1.0 / task.pairs, task.decode(x, y), reports)
 
 

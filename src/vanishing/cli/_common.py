@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..report.html import write_html
 from ..report.tables import TextTable
 
 # Wide enough for the tables when output goes to a file or a pipe (rich assumes 80 there).
@@ -100,3 +102,33 @@ def check_writable_dir(path: Path, option: str) -> Path:
         raise ValueError(f"{option} {str(path)!r} is not a writable folder "
                          f"({exc.strerror})") from None
     return path
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The running command as typed, for a report: ``vanishing demo --steps 50``.
+
+    From ``sys.argv`` when this process is the ``vanishing`` program (or ``python -m
+    vanishing``); a command called in-process (as the tests do) is rebuilt from the
+    options that were given on its command line, in declaration order.
+    """
+    argv = sys.argv
+    if Path(argv[0]).name in ("vanishing", "__main__.py") and ctx.info_name in argv[1:]:
+        return shlex.join(["vanishing", *argv[1:]])
+    words = ["vanishing", str(ctx.info_name)]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE" or not param.opts:
+            continue
+        value = ctx.params[param.name]
+        if getattr(param, "is_flag", False):
+            words.append(param.opts[0] if value else (param.secondary_opts or param.opts)[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write an HTML report and say where, with its size."""
+    write_html(path, text)
+    size = path.stat().st_size
+    console.print(f"report: {escape(str(path))} ({size / 1000:.0f} kB)")

@@ -7,6 +7,7 @@ loads the model, sets the probe up (:func:`vanishing.train.probe_inputs`), calls
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
@@ -17,11 +18,13 @@ from rich.markup import escape
 from torch import nn
 
 from vanishing import _checks
-from vanishing.cli._common import console, handle_errors, rich_table
+from vanishing.cli._common import command_line, console, handle_errors, rich_table, write_report
 from vanishing.diagnose import diagnose
 from vanishing.init import SCHEMES
 from vanishing.models import MODELS
 from vanishing.report import probe_text
+from vanishing.report.connectivity import Connectivity, task_connectivity
+from vanishing.report.html import Provenance, check_html_path
 from vanishing.tasks import Task, get_task, task_names
 from vanishing.train import TrainConfig, build, build_model_for, load_checkpoint, probe_inputs
 
@@ -69,6 +72,9 @@ RowsOption = Annotated[int, typer.Option(
     help="About how many table rows to show (0: every step).")]
 PlotOption = Annotated[Path | None, typer.Option(
     help="Save a figure of the gradient through time here (.png, .pdf or .svg).")]
+HtmlOption = Annotated[Path | None, typer.Option(
+    help="Write a self-contained HTML report here (its folder must exist): the table, the "
+         "figure, the diagnosis and, for token input, which tokens the gradient reaches.")]
 
 
 class _Probed(NamedTuple):
@@ -82,13 +88,13 @@ class _Probed(NamedTuple):
 
 
 @handle_errors
-def probe(model: ModelOption = None, length: LengthOption = None,
+def probe(ctx: typer.Context, model: ModelOption = None, length: LengthOption = None,
           checkpoint: CheckpointOption = None, task_name: TaskOption = None,
           init: InitOption = None, radius: RadiusOption = None,
           hidden_size: HiddenOption = None, input_size: InputOption = None,
           layers: LayersOption = None, batch: BatchOption = 16, seed: SeedOption = 0,
           threshold: ThresholdOption = 1e-3, max_lag: MaxLagOption = 200,
-          rows: RowsOption = 16, plot: PlotOption = None) -> None:
+          rows: RowsOption = 16, plot: PlotOption = None, html: HtmlOption = None) -> None:
     """Probe the gradient through time: dL/dh_t for every step, in one backward pass.
 
     Prints ||dL/dh_t|| against the distance back T - t, the horizon (how far back it
@@ -99,8 +105,11 @@ def probe(model: ModelOption = None, length: LengthOption = None,
     computed in log space, so even 1e-1000 is reported as itself; ||dL/dh_t|| is a
     float64 number and shows as "underflow" once it underflows float64.
     """
+    began = time.perf_counter()
     shape = {"--hidden-size": hidden_size, "--input-size": input_size, "--layers": layers}
     _check_usage(batch, max_lag, rows, threshold, plot, shape)
+    if html is not None:
+        check_html_path(html)
     if checkpoint is not None:
         _refuse_with_checkpoint({"--model": model, "--task": task_name, "--init": init,
                                  "--radius": radius, **shape})
@@ -123,6 +132,25 @@ def probe(model: ModelOption = None, length: LengthOption = None,
 
         plot_diagnosis(result, plot, title=f"{probed.what}, T = {steps}")
         console.print(f"plot: saved to {escape(str(plot))}")
+    if html is not None:
+        from vanishing.report.pages import probe_page
+
+        config = probe_text.configuration(probed.what, probed.task_name, probed.length, batch,
+                                          threshold, max_lag)
+        provenance = Provenance(command_line(ctx), str(seed), time.perf_counter() - began,
+                                config)
+        write_report(html, probe_page(result, heading, rows, provenance,
+                                      title=f"{probed.what}, T = {steps}",
+                                      words=_words(probed, x, y)))
+
+
+def _words(probed: _Probed, x: torch.Tensor, y: torch.Tensor | None) -> Connectivity | None:
+    """For token input: which tokens of the first probe sequence the gradient reaches."""
+    if probed.task is None or not probed.task.tokens or y is None:
+        return None
+    if not isinstance(getattr(probed.net, "embed", None), nn.Module):
+        return None
+    return task_connectivity(probed.net, probed.task, x, y, label=probed.what)
 
 
 def _check_usage(batch: int, max_lag: int, rows: int, threshold: float, plot: Path | None,

@@ -10,6 +10,7 @@ figures from the store alone. Trials run in a pool of one process per CPU availa
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,18 +19,22 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import _checks
-from ..report.sweep_text import sweep_text, trial_line
+from ..report import sweep_text as text_of
+from ..report.html import Provenance, check_html_path
+from ..report.sweep_text import SweepText, sweep_text, trial_line
 from ..report.tables import TextTable, markdown_lines
 from ..sweep import SweepSummary, check_ray_address, default_workers, grid, run_sweep
-from ..sweep.store import check_path, open_store
+from ..sweep.store import FINISHED, check_path, open_store
 from ..train import TrainConfig
 from ._common import (
     check_writable_dir,
+    command_line,
     console,
     flag_errors,
     handle_errors,
     rich_table,
     show_progress,
+    write_report,
 )
 
 __all__ = ["sweep", "parse_lengths", "parse_lrs"]
@@ -85,9 +90,9 @@ def _print_table(table: TextTable, markdown: bool) -> None:
     console.print(escape(table.caption), style="dim", soft_wrap=False)
 
 
-def _report(records: list[dict], out: Path, markdown: bool) -> None:
+def _report(records: list[dict], out: Path, markdown: bool) -> SweepText:
     """Tables (success, horizon) and figures of the best point per (task, model, length),
-    and the messages of failed trials."""
+    and the messages of failed trials; returns what was printed."""
     text = sweep_text(records)
     for table in text.tables:
         _print_table(table, markdown)
@@ -97,6 +102,17 @@ def _report(records: list[dict], out: Path, markdown: bool) -> None:
 
     paths = sweep_figures(text.points, out)
     console.print(escape(f"figures: {', '.join(str(p) for p in paths)}"), soft_wrap=True)
+    return text
+
+
+def _write_html(ctx: typer.Context, html: Path, text: SweepText, records: list[dict],
+                db: Path, began: float) -> None:
+    """The HTML report of what :func:`_report` printed."""
+    from ..report.pages import sweep_page
+
+    provenance = Provenance(command_line(ctx), text_of.seeds_text(records),
+                            time.perf_counter() - began, text_of.configuration(records, db))
+    write_report(html, sweep_page(text, provenance))
 
 
 TaskOption = Annotated[str, typer.Option(help="Task to sweep (see `vanishing tasks`).")]
@@ -128,13 +144,16 @@ EvalEveryOption = Annotated[int, typer.Option(
     help="Steps between held-out evaluations (the resolution of steps-to-solve).")]
 ReportOption = Annotated[Path | None, typer.Option(
     help="Redraw tables and figures from this store alone (no training).")]
+HtmlOption = Annotated[Path | None, typer.Option(
+    help="Also write the tables and figures as one self-contained HTML file here (its "
+         "folder must exist).")]
 OutOption = Annotated[Path, typer.Option(help="Folder for the figures.")]
 MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Print the tables as Markdown.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 @handle_errors
-def sweep(task: TaskOption = "adding", models: ModelsOption = DEFAULT_MODELS,
+def sweep(ctx: typer.Context, task: TaskOption = "adding", models: ModelsOption = DEFAULT_MODELS,
           lengths: LengthsOption = DEFAULT_LENGTHS, seeds: SeedsOption = 5,
           steps: StepsOption = 3000, db: DbOption = None, workers: WorkersOption = None,
           ray: RayOption = None, retry_failed: RetryOption = False,
@@ -144,13 +163,18 @@ def sweep(task: TaskOption = "adding", models: ModelsOption = DEFAULT_MODELS,
           optimizer: OptimizerOption = TrainConfig.optimizer, clip: ClipOption = 1.0,
           eval_every: EvalEveryOption = TrainConfig.eval_every, report: ReportOption = None,
           out: OutOption = Path("vanishing-out"), markdown: MarkdownOption = False,
-          quiet: QuietOption = False) -> None:
+          html: HtmlOption = None, quiet: QuietOption = False) -> None:
     """Sweep success against sequence length: every model x length x seed, stored in SQLite,
     resumable, on local processes or on Ray."""
+    began = time.perf_counter()
     if report is not None:
         if db is not None:
             raise ValueError("give either --db (run a sweep) or --report (redraw one), not both")
-        _redraw(report, out, markdown)
+        if html is not None:
+            check_html_path(html)
+        records, text = _redraw(report, out, markdown)
+        if html is not None:
+            _write_html(ctx, html, text, records, report, began)
         return
     if db is None:
         raise ValueError("give --db PATH to run a sweep (or --report PATH to redraw one)")
@@ -162,6 +186,8 @@ def sweep(task: TaskOption = "adding", models: ModelsOption = DEFAULT_MODELS,
                    hidden_size=hidden_size, batch_size=batch_size, optimizer=optimizer,
                    clip=clip or None, eval_every=eval_every)
     workers = _checks.positive_int("workers", default_workers() if workers is None else workers)
+    if html is not None:
+        check_html_path(html)
     if ray is not None:
         check_ray_address(ray)  # an address where nothing listens fails now, not in minutes
     check_writable_dir(out, "--out")
@@ -176,21 +202,27 @@ def sweep(task: TaskOption = "adding", models: ModelsOption = DEFAULT_MODELS,
                          f"{summary.wall_time:.0f} s; {summary.skipped} were already in {db}."))
     with open_store(db, readonly=True) as store:
         records = store.records(summary.keys)
-    _report(records, out, markdown)
+    text = _report(records, out, markdown)
+    if html is not None:
+        _write_html(ctx, html, text, records, db, began)
     failed = sum(r["status"] == "failed" for r in records)
     if failed:
         console.print(f"{failed} trials failed; rerun them with --retry-failed", style="yellow")
         raise typer.Exit(1)
 
 
-def _redraw(report: Path, out: Path, markdown: bool) -> None:
-    """``--report``: the tables and figures of a store, from its rows alone."""
+def _redraw(report: Path, out: Path, markdown: bool) -> tuple[list[dict], SweepText]:
+    """``--report``: the tables and figures of a store, from its rows alone (refused,
+    before anything is written, when it holds no finished trial)."""
     with flag_errors("--report"), open_store(report, readonly=True) as store:
         records = store.records()
     if not records:
         raise ValueError(f"--report {str(report)!r} holds no trials yet")
+    if not any(r["status"] in FINISHED for r in records):
+        raise ValueError(f"--report {str(report)!r} holds no finished trials ({len(records)} "
+                         f"failed; rerun them with --retry-failed)")
     check_writable_dir(out, "--out")
-    _report(records, out, markdown)
+    return records, _report(records, out, markdown)
 
 
 def _run(configs: list[TrainConfig], db: Path, workers: int, ray: str | None,

@@ -15,10 +15,18 @@ from matplotlib.figure import Figure
 from ..diagnose import Diagnosis
 from .figures import save
 
-__all__ = ["plot_diagnosis"]
+__all__ = ["plot_diagnosis", "diagnosis_figure"]
 
 
 def plot_diagnosis(diagnosis: Diagnosis, path: str | Path, *, title: str = "") -> Path:
+    """:func:`diagnosis_figure` written at ``path`` (its folder must exist)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"plot: directory {str(path.parent)!r} does not exist")
+    return save(diagnosis_figure(diagnosis, title=title), path)
+
+
+def diagnosis_figure(diagnosis: Diagnosis, *, title: str = "") -> Figure:
     """Gradient through time, against the distance back T - t, in two or three panels.
 
     1. log10 ||dL/dh_t|| / ||dL/dh_T|| for every layer, the threshold and the horizon;
@@ -27,9 +35,6 @@ def plot_diagnosis(diagnosis: Diagnosis, path: str | Path, *, title: str = "") -
 
     Logs are plotted, so values far below float64's range still show.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"plot: directory {str(path.parent)!r} does not exist")
     panels = 1 + (diagnosis.jacobian is not None) + (diagnosis.lags is not None)
     fig = Figure(figsize=(5.2 * panels, 4), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
@@ -65,4 +70,4 @@ def plot_diagnosis(diagnosis: Diagnosis, path: str | Path, *, title: str = "") -
         ax.grid(True, alpha=0.3)
     if title:
         fig.suptitle(title)
-    return save(fig, path)
+    return fig

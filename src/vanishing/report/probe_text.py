@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..diagnose import Diagnosis, WeightCondition
 
 __all__ = ["UNDERFLOW_FROM", "LAG_SHARES", "heading", "probe_table", "summary", "lags_shown",
-           "underflowed", "pow10"]
+           "underflowed", "pow10", "figure_sentence", "configuration"]
 
 #: A norm that drops to an exact 0 from below this has underflowed float64; from above,
 #: the 0 is taken as real (e.g. every relu unit off at that step).
@@ -35,6 +35,17 @@ def heading(what: str, task: str | None, length: int, batch: int, steps: int) ->
               else f"task {task} (length {length}), its loss")
     return (f"probe: {what}; {source}; batch {batch}, T = {steps} steps; float64, "
             f"denormals flushed to zero, Jacobian norms in log space")
+
+
+def configuration(what: str, task: str | None, length: int, batch: int, threshold: float,
+                  max_lag: int) -> list[tuple[str, str]]:
+    """What a probe ran, for its report."""
+    return [("model", what),
+            ("input", "random N(0, 1), loss = sum of the last output" if task is None
+             else f"task {task}, its loss"),
+            ("length", str(length)), ("batch", str(batch)), ("threshold", f"{threshold:g}"),
+            ("max lag", str(max_lag)),
+            ("precision", "float64, denormals flushed to zero, Jacobian norms in log space")]
 
 
 def lags_shown(steps: int, rows: int, horizon: int) -> list[int]:
@@ -110,6 +121,21 @@ def summary(d: Diagnosis) -> list[str]:
                      f"Jacobian column, in log space, goes on")
     lines += [f"note: {n}" for n in d.notes]
     return lines + [f"try: {r}" for r in d.remedies]
+
+
+def figure_sentence(d: Diagnosis) -> str:
+    """What to see in the figure of a diagnosis (:func:`~vanishing.report.probe_figure.
+    diagnosis_figure`), with the numbers of :func:`summary`."""
+    steps = d.trace.norms.size
+    if d.horizon == steps - 1:
+        first = (f"The gradient stays above {d.threshold:g} of the last step's all the way "
+                 f"back to the first step ({steps - 1} steps)")
+    else:
+        first = (f"The gradient stays above {d.threshold:g} of the last step's for "
+                 f"{d.horizon} of {steps - 1} steps back (the red dashed horizon)")
+    if math.isfinite(d.decay_rate):
+        first += f", shrinking by a factor {math.exp(d.decay_rate):.4g} a step"
+    return f"{first}; diagnosis: {d.verdict.kind}."
 
 
 def _weight_line(w: WeightCondition) -> str:

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from ..sweep.summary import SweepPoint
 from .figures import COLORS, save
 
-__all__ = ["MARKERS", "plot_success", "plot_horizon", "sweep_figures"]
+__all__ = ["MARKERS", "plot_success", "plot_horizon", "sweep_figures", "success_figure",
+           "horizon_figure", "sweep_plots"]
 
 
 def _by_model(points: Sequence[SweepPoint]) -> dict[str, list[SweepPoint]]:
@@ -47,14 +48,18 @@ def _length_axis(ax, lengths: list[int]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def plot_success(
+def plot_success(points: Sequence[SweepPoint], path: str | Path, **options) -> Path:
+    """:func:`success_figure` written as a PNG at ``path``."""
+    return save(success_figure(points, **options), path)
+
+
+def success_figure(
     points: Sequence[SweepPoint],
-    path: str | Path,
     *,
     baseline: Mapping[int, float] | None = None,
     baseline_label: str = "baseline",
     title: str | None = None,
-) -> Path:
+) -> Figure:
     """Fraction of seeds solved against length, one line per model.
 
     Args:
@@ -81,11 +86,15 @@ def plot_success(
     ax.set_ylabel(f"fraction of seeds solved ({'/'.join(map(str, seeds))} per point)")
     ax.set_title(title or f"{task}: success against sequence length")
     ax.legend()
-    return save(fig, path)
+    return fig
 
 
-def plot_horizon(points: Sequence[SweepPoint], path: str | Path, *,
-                 title: str | None = None) -> Path:
+def plot_horizon(points: Sequence[SweepPoint], path: str | Path, **options) -> Path:
+    """:func:`horizon_figure` written as a PNG at ``path``."""
+    return save(horizon_figure(points, **options), path)
+
+
+def horizon_figure(points: Sequence[SweepPoint], *, title: str | None = None) -> Figure:
     """Median gradient horizon of the trained models against length (every seed as a dot).
 
     The horizon is the largest lag k at which ||dL/dh_(T-k)|| is still above 1e-3 of
@@ -117,15 +126,20 @@ def plot_horizon(points: Sequence[SweepPoint], path: str | Path, *,
     ax.set_ylabel("gradient horizon after training (steps back)")
     ax.set_title(title or f"{points[0].task}: how far back the trained model's gradient reaches")
     ax.legend()
-    return save(fig, path)
+    return fig
+
+
+def sweep_plots(points: Sequence[SweepPoint]) -> dict[str, Figure]:
+    """Every task's two figures, by file stem: ``sweep-<task>-success`` and
+    ``sweep-<task>-horizon``, tasks sorted."""
+    plots = {}
+    for task in sorted({p.task for p in points}):
+        mine = [p for p in points if p.task == task]
+        plots[f"sweep-{task}-success"] = success_figure(mine)
+        plots[f"sweep-{task}-horizon"] = horizon_figure(mine)
+    return plots
 
 
 def sweep_figures(points: Sequence[SweepPoint], out: str | Path) -> list[Path]:
     """``sweep-<task>-success.png`` and ``sweep-<task>-horizon.png`` for every task."""
-    out = Path(out)
-    paths = []
-    for task in sorted({p.task for p in points}):
-        mine = [p for p in points if p.task == task]
-        paths.append(plot_success(mine, out / f"sweep-{task}-success.png"))
-        paths.append(plot_horizon(mine, out / f"sweep-{task}-horizon.png"))
-    return paths
+    return [save(fig, Path(out) / f"{stem}.png") for stem, fig in sweep_plots(points).items()]

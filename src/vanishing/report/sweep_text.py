@@ -6,14 +6,17 @@ a trial; ``vanishing sweep`` prints it and draws the figures of the same points.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..sweep.summary import SweepPoint, best_points, lr_text, summarize, table_rows, varying_fields
 from ..tasks import get_task, task_names
 from .tables import TextTable
 
-__all__ = ["SweepText", "sweep_text", "budget", "criterion", "trial_line", "failure_lines"]
+__all__ = ["SweepText", "sweep_text", "budget", "criterion", "trial_line", "failure_lines",
+           "figure_sentences", "seeds_text", "configuration"]
 
 HORIZON_CAPTION = ("median largest lag k with ||dL/dh_(T-k)|| > 1e-3 ||dL/dh_T|| (float64 "
                    "probe, held-out batch), of T - 1")
@@ -109,3 +112,85 @@ def failure_lines(records: Sequence[dict], limit: int = 5) -> list[str]:
     if len(failed) > limit:
         lines.append(f"... and {len(failed) - limit} more failed trials")
     return lines
+
+
+def _lengths(values: Sequence[int]) -> str:
+    return ", ".join(f"T = {v}" for v in values)
+
+
+def success_sentence(points: Sequence[SweepPoint]) -> str:
+    """What to see in the success figure of one task: per model, the lengths it solved on
+    every seed and those it solved on none."""
+    parts = []
+    for model in dict.fromkeys(p.model for p in points):
+        mine = sorted((p for p in points if p.model == model and p.measured),
+                      key=lambda p: p.length)
+        every = [p.length for p in mine if p.solved == p.measured]
+        none = [p.length for p in mine if p.solved == 0]
+        if len(every) == len(mine):
+            parts.append(f"{model} solves every seed at every length")
+        elif len(none) == len(mine):
+            parts.append(f"{model} solves no seed at any length")
+        else:
+            said = [f"every seed at {_lengths(every)}" if every else "",
+                    f"none at {_lengths(none)}" if none else ""]
+            rest = len(mine) - len(every) - len(none)
+            said.append(f"some at the other {rest}" if rest else "")
+            parts.append(f"{model} solves " + ", ".join(x for x in said if x))
+    return "Seeds solved against length: " + "; ".join(parts) + "."
+
+
+def horizon_sentence(points: Sequence[SweepPoint]) -> str:
+    """What to see in the horizon figure of one task: per model, how far back the trained
+    model's gradient reaches at its longest length, against T - 1."""
+    parts = []
+    for model in dict.fromkeys(p.model for p in points):
+        mine = [p for p in points if p.model == model and p.median_horizon is not None]
+        if not mine:
+            parts.append(f"{model}: not measured")
+            continue
+        p = max(mine, key=lambda p: p.length)
+        reach = p.probe_length - 1 if p.probe_length else p.length - 1
+        parts.append(f"{model} {p.median_horizon:g} of {reach} steps at T = {p.length}")
+    return ("How far back the trained models' gradient reaches (median horizon at the "
+            "longest length): " + "; ".join(parts) + ".")
+
+
+def figure_sentences(points: Sequence[SweepPoint]) -> dict[str, str]:
+    """One sentence per figure of :func:`vanishing.report.sweep_figures.sweep_plots`, by
+    the same file stems."""
+    said = {}
+    for task in sorted({p.task for p in points}):
+        mine = [p for p in points if p.task == task]
+        said[f"sweep-{task}-success"] = success_sentence(mine)
+        said[f"sweep-{task}-horizon"] = horizon_sentence(mine)
+    return said
+
+
+def seeds_text(records: Sequence[dict]) -> str:
+    """The seeds of the trials: ``0-2`` for a run of them, else ``0, 3, 7``."""
+    seeds = sorted({int(r["config"]["seed"]) for r in records})
+    if not seeds:
+        return "-"
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def configuration(records: Sequence[dict], store: str | Path) -> list[tuple[str, str]]:
+    """What a sweep ran, for its report: the store, the trials, and per task the models,
+    lengths, learning rates and budget; the versions the trials ran with."""
+    status = Counter(r["status"] for r in records)
+    out = [("store", str(store)),
+           ("trials", ", ".join(f"{n} {s}" for s, n in sorted(status.items()))),
+           ("trial time", f"{sum(r['wall_time'] or 0 for r in records):.0f} s in total")]
+    points = summarize(records)
+    for task in sorted({p.task for p in points}):
+        mine = [p for p in points if p.task == task]
+        out += [(f"{task}: models", ", ".join(dict.fromkeys(p.model for p in mine))),
+                (f"{task}: lengths", ", ".join(map(str, sorted({p.length for p in mine})))),
+                (f"{task}: lr", ", ".join(lr_text(v) for v in sorted({p.lr for p in mine}))),
+                (f"{task}: budget", budget(mine))]
+    ran = sorted({f"vanishing {r.get('vanishing_version')}, torch {r.get('torch_version')}"
+                  for r in records})
+    return [*out, ("trials ran with", "; ".join(ran))]
