@@ -117,6 +117,8 @@ class WeightCondition:
     sigma_min: float = float("nan")
     forget_bias: float | None = None
     code: dict = field(default_factory=dict, compare=False, repr=False)
+    orthogonal_init: bool = True
+    advice: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def orthogonal(self) -> bool:
@@ -200,14 +202,15 @@ def weight_conditions(model: nn.Module) -> list[WeightCondition]:
         if not bool(torch.isfinite(blocks).all()):  # nothing to decompose: say so, as NaN
             nan = float("nan")
             out.append(WeightCondition(layer.name, mode, nan, nan, gamma, None, nan, forget,
-                                       code))
+                                       code, cell.orthogonal_init, dict(cell.advice)))
             continue
         rho = float(torch.linalg.eigvals(blocks).abs().max())
         svals = torch.linalg.svdvals(blocks)
         sigma = float(svals.max())
         out.append(WeightCondition(layer.name, mode, rho, sigma, gamma,
                                    None if gamma is None else sigma < 1 / gamma,
-                                   float(svals.min()), forget, code))
+                                   float(svals.min()), forget, code, cell.orthogonal_init,
+                                   dict(cell.advice)))
     if not layers:
         raise ValueError(f"{type(model).__name__} contains no recurrent weights this library "
                          f"can read (torch.nn.RNN/LSTM/GRU, nn.RNNCell/LSTMCell/GRUCell or a "
@@ -305,22 +308,24 @@ def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = Fal
             isinstance(w, WeightCondition) for w in weights):
         raise TypeError("remedies expects the list returned by weight_conditions(model)")
     elman = [w for w in weights if w.mode.startswith("rnn")]
+    own = list(dict.fromkeys(w.advice[kind] for w in weights if kind in w.advice))
     keys: list[str] = []
     if kind == "vanishing":
         keys += ["saturation"] if saturated else []
         keys += ["gated"] if elman else []
-        keys += ["orthogonal"] if any(not w.orthogonal for w in weights) else []
+        keys += ["orthogonal"] if any(not w.orthogonal and w.orthogonal_init
+                                      for w in weights) else []
         keys += ["forget_bias"] if any(
             w.forget_bias is not None and w.forget_bias < 1.5 for w in weights) else []
-        keys += ["shortcut"] if not keys else []
+        keys += ["shortcut"] if not keys and not own else []
     elif kind == "exploding":
         keys = ["clip", "lower_lr", "truncate"] + (
             ["radius"] if any(w.spectral_radius >= 1 for w in elman) else [])
     elif kind == "nan":
         keys = ["lower_lr", "clip", "check_data"]
     if not code:
-        return [REMEDIES[k] for k in keys]
-    which = {"orthogonal": [w for w in weights if not w.orthogonal],
+        return [REMEDIES[k] for k in keys] + own
+    which = {"orthogonal": [w for w in weights if not w.orthogonal and w.orthogonal_init],
              "forget_bias": [w for w in weights if w.forget_bias is not None
                              and w.forget_bias < 1.5],
              "radius": [w for w in elman if w.spectral_radius >= 1]}
@@ -334,7 +339,7 @@ def remedies(kind: str, weights: list[WeightCondition], *, saturated: bool = Fal
                               .format(**w.code) for w in which[k])
             text += f"; in torch: {lines}"
         out.append(text)
-    return out
+    return out + own
 
 
 def diagnose(

@@ -221,7 +221,11 @@ def _products(cell: Cell, xp: Tensor, before: Tensor, *, k: int, spectral: str, 
     log_scale = torch.zeros(n, dtype=F64)
     log_f = torch.empty(n, length, dtype=F64)
     log_s = torch.empty(n, length, dtype=F64)
-    u = torch.eye(h, min(h, 4), dtype=F64).expand(n, h, min(h, 4)).clone()
+    # a seeded random start: basis vectors would never leave their channels when the
+    # product is diagonal (IndRNN, LRU, minGRU), and would miss its largest direction
+    u = torch.linalg.qr(torch.randn(h, min(h, 4), dtype=F64,
+                                    generator=torch.Generator().manual_seed(1)))[0]
+    u = u.expand(n, h, min(h, 4)).clone()
     q = torch.linalg.qr(torch.randn(size, k, dtype=F64,
                                     generator=torch.Generator().manual_seed(0)))[0]
     q, log_r = q.expand(n, size, k).clone(), torch.zeros(n, k, dtype=F64)

@@ -40,6 +40,9 @@ What the rest of the library reads from a cell, so that a new cell is one file:
                        recorded (then the loop of ``recur`` runs: the same numbers)
 ``initialize_``        its initialisation schemes; ``constrain_`` its constraint, kept
                        after every optimiser step
+``orthogonal_init``,   whether the usual "orthogonal W_hh" advice applies, and remedies of
+``advice``             its own by verdict kind, which :func:`vanishing.diagnose.remedies`
+                       adds
 =====================  ==============================================================
 
 Parameters have the names, shapes and gate order of ``torch.nn.RNN/LSTM/GRU`` layer 0
@@ -92,6 +95,10 @@ class Cell(nn.Module, abc.ABC):
     state_size: int = 1
     forget_gate: int | None = None
     gamma: float | None = None
+    #: whether "initialise W_hh orthogonal" is advice this cell can take
+    orthogonal_init: bool = True
+    #: remedies of this cell's own, by verdict kind (``{"vanishing": "..."}``)
+    advice: dict = {}
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()

@@ -66,6 +66,9 @@ class LRUCell(Cell):
     """
 
     kind = "lru"
+    orthogonal_init = False
+    advice = {"vanishing": "start the LRU's eigenvalues closer to the unit circle (r_min=0.9, "
+                           "r_max=0.999: Orvieto et al. 2023 use such rings for long sequences)"}
     gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,

@@ -84,6 +84,9 @@ class MinimalCell(Cell):
     """
 
     gamma = None  # the step is not f(W_hh h + ...)
+    orthogonal_init = False  # no W_hh to make orthogonal
+    advice = {"vanishing": "start the keep gate near 1 so the state is carried across the "
+                           "sequence (init='chrono', Tallec & Ollivier 2018)"}
     write_gate = 0
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
