@@ -48,3 +48,14 @@ def test_probe_your_own_model_example_prints_what_the_readme_shows(capsys):
     shown = section[shown_start: section.index("```", shown_start)].strip()
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == shown
+
+
+def test_tutorial_record_example_prints_what_the_tutorial_shows(capsys):
+    text = (README.parent / "docs" / "tutorial.md").read_text()
+    i = text.index("Here is\nthe time-series example")
+    start = text.index("```python", i) + len("```python")
+    code = text[start: text.index("```", start)]
+    shown_start = text.index("```console", start) + len("```console")
+    shown = text[shown_start: text.index("```", shown_start)].strip()
+    exec(compile(code, "tutorial.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == shown
