@@ -1,5 +1,6 @@
 """The demo command end to end (tiny budget) and its bad-input paths."""
 
+import importlib
 import os
 
 import pytest
@@ -92,3 +93,98 @@ def test_sentences_name_a_diverged_run_instead_of_printing_nan():
     text = " ".join(sentences(demo))
     assert "nan" not in text.lower()
     assert "rnn_tanh reached diverged" not in text and "diverged" in text and "50.0%" in text
+
+
+def _cells(output: str) -> list[list[str]]:
+    """The body rows of the results table as the terminal drew it."""
+    return [[c.strip() for c in line.strip("│").split("│")]
+            for line in output.splitlines() if line.startswith("│")]
+
+
+def test_tiny_demo_writes_its_report_next_to_its_figures(tmp_path):
+    from tests.test_report_html import _parse
+
+    out = tmp_path / "figs"
+    result = runner.invoke(app, ["demo", "--gap", "2", "--steps", "20", "--models",
+                                 "rnn_tanh,lstm", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = out / "report.html"
+    markup = report.read_text(encoding="utf-8")
+    assert f"report: {report} ({report.stat().st_size / 1000:.0f} kB)" in result.output
+    assert 100_000 < report.stat().st_size < 400_000
+    # the same numbers as the terminal, from the same table
+    html_rows = [r for r in _parse(markup).rows if r and r[0] in ("rnn_tanh", "lstm")]
+    assert html_rows[:2] == _cells(result.output)
+    assert markup.count("data:image/png;base64,") == 2 and markup.count('class="w"') == 4 * 12
+    assert "vanishing demo --gap 2 --steps 20 --models rnn_tanh,lstm --out" in markup
+    # without colour (not a terminal) the shares are printed in brackets
+    said = " ".join(result.output.split())
+    assert "the share in brackets" in said and "speak[" in said
+
+
+def test_html_elsewhere(tmp_path):
+    out, html = tmp_path / "figs", tmp_path / "mine.html"
+    result = runner.invoke(app, ["demo", "--gap", "1", "--steps", "5", "--models", "lstm",
+                                 "--out", str(out), "--html", str(html), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert html.read_text().startswith("<!DOCTYPE html>") and not (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("html, message", [
+    ("missing/report.html", "--html: folder"),
+    ("/proc/report.html", "--html '/proc/report.html' cannot be written"),
+    (".", "--html must end in .html"),
+    ("report.txt", "--html must end in .html"),
+    ("folder.html", "is a folder"),
+])
+def test_bad_html_is_one_line_exit_2_and_nothing_written(html, message, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.html").mkdir()
+    result = runner.invoke(app, ["demo", "--html", html, "--out", "figs"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.html"]
+
+
+def _view():
+    import numpy as np
+
+    from vanishing.report.connectivity import Connectivity, log_scale
+    from vanishing.report.demo_text import ConnectivityView
+
+    words = Connectivity(["i", "france", "speak"], np.array([1e-9, 1e-3, 1.0]), "m")
+    return ConnectivityView("Which words", "legend", ["m"], [("at initialisation", [words])],
+                            log_scale([words]), "What to see.")
+
+
+def test_connectivity_in_colour_on_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    cli_demo = importlib.import_module("vanishing.cli.demo")
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    buf = io.StringIO()
+    monkeypatch.setattr(cli_demo, "console", Console(file=buf, force_terminal=True,
+                                                     color_system="truecolor", width=100))
+    cli_demo._print_connectivity(_view())
+    text = buf.getvalue()
+    assert "\x1b[" in text and "48;2;" in text and "france" in text and "[1e-03]" not in text
+    assert "█" in text  # the colour scale
+
+
+def test_connectivity_without_colour_prints_the_shares(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    cli_demo = importlib.import_module("vanishing.cli.demo")
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    buf = io.StringIO()
+    monkeypatch.setattr(cli_demo, "console", Console(file=buf, force_terminal=True, width=100))
+    cli_demo._print_connectivity(_view())
+    text = buf.getvalue()
+    assert "48;2;" not in text and "france[1e-03]" in text and "the share in brackets" in text

@@ -178,3 +178,44 @@ def test_plot_in_other_formats(tmp_path, suffix):
     result = run("--length", "6", "--hidden-size", "4", "--batch", "2", "--plot", str(path))
     assert result.exit_code == 0, result.output
     assert path.stat().st_size > 0
+
+
+def test_html_report_holds_the_terminals_table(tmp_path):
+    from tests.test_report_html import _parse
+
+    html = tmp_path / "probe.html"
+    result = run("--model", "rnn_tanh", "--length", "30", "--hidden-size", "8", "--rows", "8",
+                 "--html", str(html))
+    assert result.exit_code == 0, result.output
+    markup = html.read_text(encoding="utf-8")
+    rows = {int(r[0]): r[2:] for r in _parse(markup).rows if r and r[0].isdigit()}
+    assert rows == _rows(result.output) and len(rows) >= 8
+    assert markup.count("data:image/png;base64,") == 1 and 'class="w"' not in markup
+    assert "diagnosis: " in markup and f"report: {html}" in " ".join(result.output.split())
+
+
+def test_html_report_of_token_input_shows_which_tokens_the_gradient_reaches(tmp_path):
+    html = tmp_path / "probe.html"
+    result = run("--model", "lstm", "--task", "language", "--length", "3", "--hidden-size",
+                 "8", "--html", str(html))
+    assert result.exit_code == 0, result.output
+    markup = html.read_text(encoding="utf-8")
+    assert markup.count('class="w"') == 13 and "Which inputs the gradient reaches" in markup
+    assert ">speak</span>" in markup
+
+
+@pytest.mark.parametrize("html, message", [
+    ("missing/p.html", "--html: folder"),
+    ("/proc/p.html", "cannot be written"),
+    ("p.png", "--html must end in .html"),
+])
+def test_bad_html_is_refused_before_any_work(html, message, tmp_path, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the probe ran before --html was checked")
+
+    monkeypatch.setattr(importlib.import_module("vanishing.cli.probe"), "diagnose", no_work)
+    monkeypatch.chdir(tmp_path)
+    result = run("--html", html)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

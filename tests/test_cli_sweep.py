@@ -230,3 +230,62 @@ def test_a_sweep_that_cannot_reach_ray_creates_no_store_and_leaves_an_old_one_as
     before = kept.read_bytes()
     result = runner.invoke(app, [*args, "--db", str(kept), "--seeds", "3"])
     assert result.exit_code == 2 and kept.read_bytes() == before
+
+
+def _store_with(db, statuses):
+    from vanishing.sweep.store import open_store
+    from vanishing.train import TrainConfig
+
+    with open_store(db) as store:
+        for seed, status in enumerate(statuses):
+            config = TrainConfig(task="adding", model="lstm", length=5, seed=seed).to_dict()
+            store.put({"key": f"k{seed}", "config": config, "status": status,
+                       "solved": None if status == "failed" else seed == 0, "steps": 200,
+                       "steps_to_solve": 100 if seed == 0 else None, "horizon": 3,
+                       "probe_length": 5, "final": {"loss": 0.1}, "wall_time": 1.5,
+                       "message": "boom" if status == "failed" else None,
+                       "finished_at": "x"})
+
+
+def test_report_as_html_holds_the_tables_of_the_terminal(tmp_path):
+    from tests.test_report_html import _parse
+
+    db, out, html = tmp_path / "r.sqlite", tmp_path / "figs", tmp_path / "sweep.html"
+    _store_with(db, ["done", "done", "failed"])
+    result = runner.invoke(app, ["sweep", "--report", str(db), "--out", str(out), "--markdown",
+                                 "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    markup = html.read_text(encoding="utf-8")
+    terminal = [[c.strip() for c in line.strip("|").split("|")] for line in _tables(
+        result.output) if line.startswith("| ") and not line.startswith("| model")]
+    assert [r for r in _parse(markup).rows if r and r[0] != "model"] == terminal
+    assert markup.count("data:image/png;base64,") == 2
+    for text in ("seeds solved", "1/2 (100)", "failed: lstm T=5", "2 done, 1 failed",
+                 "<dt>seed</dt><dd>0-2</dd>", "vanishing sweep --report"):
+        assert text in markup, text
+
+
+@pytest.mark.parametrize("statuses, message", [
+    (["failed", "failed"], "holds no finished trials (2 failed"),
+    ([], "holds no trials yet"),
+])
+def test_report_of_a_store_with_no_finished_trial_writes_nothing(statuses, message, tmp_path):
+    db = tmp_path / "r.sqlite"
+    _store_with(db, statuses)
+    result = runner.invoke(app, ["sweep", "--report", str(db), "--out", str(tmp_path / "figs"),
+                                 "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
+
+
+@pytest.mark.parametrize("args", [["--report", "r.sqlite"], ["--db", "new.sqlite", *TINY]])
+def test_bad_html_is_refused_before_any_work(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _store_with(tmp_path / "r.sqlite", ["done"])
+    for html, message in [("missing/r.html", "--html: folder"), ("r.txt", "must end in .html"),
+                          ("/proc/r.html", "cannot be written")]:
+        result = runner.invoke(app, ["sweep", *args, "--out", "figs", "--html", html])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
