@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -207,3 +208,40 @@ def test_final_is_the_last_evaluation_even_when_a_training_step_diverges_later()
     assert result.final == {"loss": last["loss"], "accuracy": last["accuracy"]}
     result.history.clear()
     assert result.final == {}
+
+
+def test_truncated_bptt_cuts_the_gradient_beyond_its_window():
+    """TrainConfig(truncate=k): the probe of the training graph is exactly zero beyond lag
+    k - 1 and, inside the last window, equals full BPTT of a hand nn.RNNCell loop."""
+    from vanishing.probe import hidden_gradients
+    from vanishing.train import TrainConfig, build
+
+    k, length = 4, 11
+    config = TrainConfig(task="adding", model="rnn_tanh", length=length, hidden_size=6,
+                         truncate=k, seed=1)
+    task, model = build(config)
+    assert model.truncate == k
+    x, y = task.sample(length, 5, torch.Generator().manual_seed(0))
+    model = model.double()
+    x, y = x.double(), y.double()
+    full_out = torch.nn.functional.linear(model.core(x)[0][:, -1], model.head.weight,
+                                          model.head.bias)
+    torch.testing.assert_close(model(x), full_out)  # the forward values are unchanged
+    trace = hidden_gradients(model, x, lambda out: task.loss(out, y))
+    by_lag = trace.norms[::-1]
+    assert by_lag.shape == (length,) and np.all(by_lag[:k] > 0) and np.all(by_lag[k:] == 0)
+    # hand reference: full BPTT through an nn.RNNCell with the same weights
+    cell = torch.nn.RNNCell(x.shape[-1], 6).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(model.core, name + "_l0"))
+    h, zeros = torch.zeros(5, 6, dtype=torch.float64), []
+    for x_t in x.unbind(1):
+        zeros.append(torch.zeros(5, 6, dtype=torch.float64, requires_grad=True))
+        h = cell(x_t, h) + zeros[-1]
+    grads = torch.autograd.grad(task.loss(model.head(h), y), zeros)
+    want = np.array([float(g.norm(dim=1).mean()) for g in grads])[::-1]
+    np.testing.assert_allclose(by_lag[:k], want[:k], rtol=1e-10)
+    assert np.all(want[k:] > 0)  # full BPTT reaches further: the cut is truncation's
+    with pytest.raises(ValueError, match="truncate must be a positive int"):
+        TrainConfig(truncate=0)

@@ -57,10 +57,11 @@ class CellStack(nn.Module):
         self.cells = nn.ModuleList(make_cell(kind, input_size if i == 0 else hidden_size,
                                              hidden_size) for i in range(num_layers))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list]:
+    def forward(self, x: Tensor, state: list | None = None) -> tuple[Tensor, list]:
+        """``state``: each layer's initial state (as the returned ``finals``), or None."""
         inp, finals = x, []
-        for cell in self.cells:
-            hs, final = unroll(cell, inp)
+        for i, cell in enumerate(self.cells):
+            hs, final = unroll(cell, inp, None if state is None else state[i])
             inp = cell.emit(hs, inp)
             finals.append(final)
         return inp, finals
@@ -135,6 +136,8 @@ class SequenceModel(nn.Module):
                             ("output_size", output_size), ("num_layers", num_layers)]:
             _checks.positive_int(name, value)
         self.core_name, self.readout_mode, self.tokens = core, readout, tokens
+        #: truncated BPTT window k (None: backpropagate through the whole sequence)
+        self.truncate: int | None = None
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         e = hidden_size if embedding_size is None else _checks.positive_int(
             "embedding_size", embedding_size)
@@ -178,9 +181,26 @@ class SequenceModel(nn.Module):
 
     # -- the two paths -------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
-        """Fused path. Returns (N, C) for readout ``last`` or (N, L, C) for ``all``."""
-        hs, _ = self.core(self.encode(x))
-        return self._read(hs)
+        """Fused path. Returns (N, C) for readout ``last`` or (N, L, C) for ``all``.
+
+        With :attr:`truncate` = k (truncated BPTT), the sequence runs in windows of k
+        steps counted back from the last step, and the state handed from one window to
+        the next is detached: the forward values are unchanged, and no gradient reaches
+        further back than k - 1 steps from the end of its window.
+        """
+        inp = self.encode(x)
+        if self.truncate is None or self.truncate >= inp.shape[1]:
+            hs, _ = self.core(inp)
+            return self._read(hs)
+        k, length = self.truncate, inp.shape[1]
+        bounds = [0, *range(length % k or k, length, k)] if length % k else \
+            list(range(0, length, k))
+        outs, state = [], None
+        for start, end in zip(bounds, [*bounds[1:], length], strict=True):
+            hs, state = self.core(inp[:, start:end], state)
+            state = _detached(state)
+            outs.append(hs)
+        return self._read(torch.cat(outs, 1))
 
     def cells(self) -> list[Cell]:
         """One cell per layer, sharing this model's parameter tensors (built on demand for a
@@ -215,6 +235,13 @@ class SequenceModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"core={self.core_name!r}, readout={self.readout_mode!r}"
+
+
+def _detached(state):
+    """A state (a tensor, or nested tuples / lists of tensors) cut from the graph."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    return type(state)(_detached(s) for s in state)
 
 
 def build_model(

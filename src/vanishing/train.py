@@ -69,6 +69,10 @@ class TrainConfig:
         eval_every: steps between held-out evaluations.  eval_size: held-out sequences
             (tasks on a fixed dataset use fixed validation and test parts instead).
         early_stop: stop as soon as the task counts as solved on held-out data.
+        truncate: truncated BPTT window k >= 1: the state is detached every k steps
+            (counted back from the last), so no gradient reaches more than k - 1 steps
+            back within the sequence (see :meth:`vanishing.models.SequenceModel.forward`);
+            None backpropagates through the whole sequence.
     """
 
     task: str = "language"
@@ -90,6 +94,7 @@ class TrainConfig:
     eval_size: int = 512
     early_stop: bool = True
     task_options: dict = field(default_factory=dict)
+    truncate: int | None = None
 
     def __post_init__(self) -> None:
         _checks.one_of("model", self.model, MODELS)
@@ -99,6 +104,8 @@ class TrainConfig:
                      "eval_size"):
             _checks.positive_int(name, getattr(self, name))
         _checks.positive_float("lr", self.lr)
+        if self.truncate is not None:
+            _checks.positive_int("truncate", self.truncate)
         if self.clip is not None:
             _checks.positive_float("clip", self.clip)
         _checks.nonneg_int("seed", self.seed)
@@ -171,13 +178,15 @@ def build_model_for(config: TrainConfig, input_size: int, output_size: int, *,
     sizes; a probe of random input calls it with its own."""
     overrides = {"init": config.init, "radius": config.radius,
                  "forget_bias": config.forget_bias}
-    return build_model(
+    model = build_model(
         config.model, input_size, config.hidden_size, output_size, tokens=tokens,
         embedding_size=config.embedding_size if tokens else None, readout=readout,
         num_layers=config.num_layers, seed=config.seed,
         **({"max_length": config.length} if config.init == "chrono" else {}),
         **{k: v for k, v in overrides.items() if v is not None},  # None: the model's preset
     )
+    model.truncate = config.truncate
+    return model
 
 
 class ProbeInputs(NamedTuple):

@@ -76,15 +76,23 @@ class StoreError(ValueError):
     """The file is not a results store this code can use (foreign, corrupt or newer)."""
 
 
+#: TrainConfig fields added after stores existed, with their defaults: left out of the
+#: key while at the default, so every earlier store resumes where it stopped.
+ADDED_LATER = {"truncate": None}
+
+
 def canonical_json(config: TrainConfig) -> str:
     """The config as JSON with sorted keys and no spaces; float fields always as floats.
 
     ``lr=1`` and ``lr=1.0`` are the same run, so numbers in float-typed fields are written
-    as floats before hashing.
+    as floats before hashing. Fields in :data:`ADDED_LATER` are left out at their default.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"expected a TrainConfig, got {type(config).__name__}")
     data = config.to_dict()
+    for name, default in ADDED_LATER.items():  # keys of stores made before them stay put
+        if data.get(name) == default:
+            data.pop(name, None)
     for name, kind in TrainConfig.__annotations__.items():
         value = data.get(name)
         if "float" in str(kind) and isinstance(value, int) and not isinstance(value, bool):
