@@ -101,9 +101,7 @@ def _cells(output: str) -> list[list[str]]:
             for line in output.splitlines() if line.startswith("│")]
 
 
-def test_tiny_demo_writes_its_report_next_to_its_figures(tmp_path):
-    from tests.test_report_html import _parse
-
+def test_tiny_demo_writes_its_report_next_to_its_figures(tmp_path, parse_html):
     out = tmp_path / "figs"
     result = runner.invoke(app, ["demo", "--gap", "2", "--steps", "20", "--models",
                                  "rnn_tanh,lstm", "--out", str(out), "--quiet"])
@@ -113,7 +111,7 @@ def test_tiny_demo_writes_its_report_next_to_its_figures(tmp_path):
     assert f"report: {report} ({report.stat().st_size / 1000:.0f} kB)" in result.output
     assert 100_000 < report.stat().st_size < 400_000
     # the same numbers as the terminal, from the same table
-    html_rows = [r for r in _parse(markup).rows if r and r[0] in ("rnn_tanh", "lstm")]
+    html_rows = [r for r in parse_html(markup).rows if r and r[0] in ("rnn_tanh", "lstm")]
     assert html_rows[:2] == _cells(result.output)
     assert markup.count("data:image/png;base64,") == 2 and markup.count('class="w"') == 4 * 12
     assert "vanishing demo --gap 2 --steps 20 --models rnn_tanh,lstm --out" in markup

@@ -180,15 +180,13 @@ def test_plot_in_other_formats(tmp_path, suffix):
     assert path.stat().st_size > 0
 
 
-def test_html_report_holds_the_terminals_table(tmp_path):
-    from tests.test_report_html import _parse
-
+def test_html_report_holds_the_terminals_table(tmp_path, parse_html):
     html = tmp_path / "probe.html"
     result = run("--model", "rnn_tanh", "--length", "30", "--hidden-size", "8", "--rows", "8",
                  "--html", str(html))
     assert result.exit_code == 0, result.output
     markup = html.read_text(encoding="utf-8")
-    rows = {int(r[0]): r[2:] for r in _parse(markup).rows if r and r[0].isdigit()}
+    rows = {int(r[0]): r[2:] for r in parse_html(markup).rows if r and r[0].isdigit()}
     assert rows == _rows(result.output) and len(rows) >= 8
     assert markup.count("data:image/png;base64,") == 1 and 'class="w"' not in markup
     assert "diagnosis: " in markup and f"report: {html}" in " ".join(result.output.split())

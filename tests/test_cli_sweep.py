@@ -247,9 +247,7 @@ def _store_with(db, statuses):
                        "finished_at": "x"})
 
 
-def test_report_as_html_holds_the_tables_of_the_terminal(tmp_path):
-    from tests.test_report_html import _parse
-
+def test_report_as_html_holds_the_tables_of_the_terminal(tmp_path, parse_html):
     db, out, html = tmp_path / "r.sqlite", tmp_path / "figs", tmp_path / "sweep.html"
     _store_with(db, ["done", "done", "failed"])
     result = runner.invoke(app, ["sweep", "--report", str(db), "--out", str(out), "--markdown",
@@ -258,7 +256,7 @@ def test_report_as_html_holds_the_tables_of_the_terminal(tmp_path):
     markup = html.read_text(encoding="utf-8")
     terminal = [[c.strip() for c in line.strip("|").split("|")] for line in _tables(
         result.output) if line.startswith("| ") and not line.startswith("| model")]
-    assert [r for r in _parse(markup).rows if r and r[0] != "model"] == terminal
+    assert [r for r in parse_html(markup).rows if r and r[0] != "model"] == terminal
     assert markup.count("data:image/png;base64,") == 2
     for text in ("seeds solved", "1/2 (100)", "failed: lstm T=5", "2 done, 1 failed",
                  "<dt>seed</dt><dd>0-2</dd>", "vanishing sweep --report"):

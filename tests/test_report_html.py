@@ -4,7 +4,6 @@ no network reference anywhere, the path checked before any work, the file writte
 import io
 import os
 import re
-from html.parser import HTMLParser
 
 import pytest
 from matplotlib.figure import Figure
@@ -25,56 +24,26 @@ TABLE = TextTable("T <1>", ["model", "x & y"], [["lstm", "1.5e-01"], ["<i>", "..
                   caption="c > d")
 
 
-class _Cells(HTMLParser):
-    """Every <td> and <th> text, by row; every src and href."""
-
-    def __init__(self):
-        super().__init__()
-        self.rows, self.links, self._cell = [], [], None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "tr":
-            self.rows.append([])
-        if tag in ("td", "th"):
-            self._cell = ""
-        self.links += [v for k, v in attrs if k in ("src", "href")]
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.rows[-1].append(self._cell)
-            self._cell = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell += data
-
-
-def _parse(markup):
-    p = _Cells()
-    p.feed(markup)
-    return p
-
-
 def _png():
     fig = Figure(figsize=(2, 1))
     fig.add_subplot().plot([0, 1], [1, 0])
     return png_bytes(fig)
 
 
-def test_table_holds_the_text_tables_cells_escaped():
+def test_table_holds_the_text_tables_cells_escaped(parse_html):
     markup = table_html(TABLE)
-    assert _parse(markup).rows == [TABLE.header, *TABLE.rows]
+    assert parse_html(markup).rows == [TABLE.header, *TABLE.rows]
     assert "<i>" not in markup and "T &lt;1&gt;" in markup and "c &gt; d" in markup
     assert markup.count('class="r"') == 3 and markup.count('class="l"') == 3
 
 
-def test_page_is_self_contained_with_its_provenance():
+def test_page_is_self_contained_with_its_provenance(parse_html):
     prov = Provenance("vanishing demo --steps 5 --html 'a b.html'", "0", 12.34,
                       [("gap", "2"), ("lr", "0.01")])
     page = Page("France -> French")
     page.paragraph("one & two").table(TABLE).figure(_png(), "What to see.", alt="a figure")
     markup = page.render(prov)
-    parsed = _parse(markup)
+    parsed = parse_html(markup)
     # nothing to fetch: the one image is a data URI, the icon is empty, no http(s) anywhere
     assert [link.split(",")[0] for link in parsed.links] == ["data:", "data:image/png;base64"]
     assert not re.search(r"https?:|//[a-z]", markup.replace("http-equiv", ""))

@@ -182,13 +182,15 @@ def share_text(value: float) -> str:
 # -- HTML ----------------------------------------------------------------------------------
 def to_html(view: Connectivity, scale: LogScale) -> str:
     """The sentence as ``<span>`` s shaded by share, each with its value in ``title`` and
-    ``data-share`` (the report's inline script shows it on hover and on focus)."""
+    ``data-share`` (the report's inline script shows it on hover and on focus), and in full
+    precision in ``data-value``."""
     spans = []
     for word, share, norm in zip(view.words, view.shares, view.norms, strict=True):
         tip = f"{word}: {share_text(share)} of the gradient (||dL/de_t|| = {norm:.2e})"
         spans.append(f'<span class="w" tabindex="0" style="background:{scale.color(share)};'
                      f'color:{scale.ink(share)}" title="{html.escape(tip)}" '
-                     f'data-share="{share_text(share)}">{html.escape(word)}</span>')
+                     f'data-share="{share_text(share)}" data-value="{float(share)!r}">'
+                     f'{html.escape(word)}</span>')
     label = html.escape(view.label)
     return (f'<p class="sentence" aria-label="{label}">{" ".join(spans)}</p>'
             f'<output class="readout">hover a word for its share</output>')
