@@ -262,3 +262,19 @@ def test_the_power_iteration_finds_the_largest_direction_of_a_diagonal_product()
     # the product of t factors is diag(w)^t: its 2-norm is 0.99^t
     np.testing.assert_allclose(exact.log_spectral, np.log(0.99) * np.arange(39, -1, -1),
                                atol=1e-9)
+
+
+def test_lyapunov_exponents_of_a_diagonal_linear_rnn_are_the_log_moduli():
+    from vanishing.cells import make_cell
+    from vanishing.jacobian import lyapunov_exponents
+
+    cell = make_cell("rnn_linear", 2, 5).double()
+    moduli = torch.tensor([0.9, 0.6, 0.4, 0.2, 0.1], dtype=torch.float64)
+    with torch.no_grad():
+        cell.weight_hh.copy_(torch.diag(moduli))
+    x = torch.randn(3, 30, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    lam = lyapunov_exponents(cell, x, k=3)
+    torch.testing.assert_close(lam, moduli[:3].log(), rtol=1e-9, atol=1e-12)
+    assert lam.requires_grad  # differentiable: a loss can floss it
+    with pytest.raises(ValueError, match="k must be in"):
+        lyapunov_exponents(cell, x, k=6)

@@ -41,7 +41,7 @@ from .cells import Cell
 from .probe import unrolled
 
 __all__ = ["JacobianTrace", "cell_jacobian_products", "step_jacobian_products",
-           "jacobian_products", "SPECTRAL"]
+           "lyapunov_exponents", "jacobian_products", "SPECTRAL"]
 
 SPECTRAL = ("power", "svd", "none")
 F64 = torch.float64
@@ -302,3 +302,43 @@ def jacobian_products(
         if result.log_spectral is not None:
             result.log_spectral = result.log_spectral[::-1].copy()
     return result
+
+
+def lyapunov_exponents(cell: Cell, x: Tensor, k: int = 1) -> Tensor:
+    """The k leading Lyapunov exponents of the cell's state map over ``x``, differentiable.
+
+    lambda_i = (1 / (T - 1)) sum_t ln |R_t,ii|, where Q_t R_t = J_t Q_(t-1) (QR
+    re-orthonormalisation of k directions pushed forward through J_t = ds_t/ds_(t-1), the
+    Benettin method), averaged over the batch. Unlike :func:`cell_jacobian_products` this
+    keeps the graph to the weights, so ``sum(lambda_i^2)`` can be added to a loss:
+    gradient flossing (Engelken 2023) pushes the exponents towards 0, where the gradient
+    neither vanishes nor explodes. Needs a cell whose Jacobian has a closed form
+    (:meth:`vanishing.cells.Cell.jacobian`: Elman, IndRNN, LRU, minGRU, ...).
+
+    Args:
+        cell: the cell (e.g. a twin of a model's layer, sharing its weights).
+        x: (N, T, H_in) its input, T >= 2.
+        k: how many exponents (1 <= k <= the state size).
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a vanishing.cells.Cell, got {type(cell).__name__}")
+    x = _checks.sequence("x", x, cell.input_size)
+    size = sum(cell.state_sizes)
+    if not 1 <= _checks.positive_int("k", k) <= size:
+        raise ValueError(f"k must be in [1, {size}] (the state size), got {k}")
+    if x.shape[1] < 2:
+        raise ValueError(f"Lyapunov exponents need T >= 2 steps, got {x.shape[1]}")
+    xp = cell.project(x).unbind(1)
+    state = cell.initial_state(x.shape[0], x)
+    q = torch.eye(size, k, dtype=x.dtype, device=x.device).expand(x.shape[0], size, k)
+    total = x.new_zeros(x.shape[0], k)
+    state = cell.recur(xp[0], state)
+    for xp_t in xp[1:]:
+        jac = cell.jacobian(xp_t, state)
+        if jac is None:
+            raise ValueError(f"{type(cell).__name__} has no closed-form Jacobian; gradient "
+                             f"flossing needs one")
+        q, r = torch.linalg.qr(jac @ q)
+        total = total + torch.diagonal(r, dim1=1, dim2=2).abs().clamp_min(1e-300).log()
+        state = cell.recur(xp_t, state)
+    return (total / (x.shape[1] - 1)).mean(0)

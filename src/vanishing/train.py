@@ -40,13 +40,17 @@ from torch import nn
 
 from . import _checks
 from .cells import Cell
+from .jacobian import lyapunov_exponents
 from .models import MODELS, SequenceModel, build_model
 from .tasks import Task, get_task
 
 __all__ = ["TrainConfig", "TrainResult", "train", "build", "build_model_for", "evaluate",
-           "save_checkpoint", "load_checkpoint", "ProbeInputs", "probe_inputs", "OPTIMIZERS"]
+           "save_checkpoint", "load_checkpoint", "ProbeInputs", "probe_inputs", "OPTIMIZERS",
+           "FLOSS_ROWS", "flossing_penalty"]
 
 OPTIMIZERS = ("sgd", "adam")
+#: sequences of each batch that gradient flossing reads
+FLOSS_ROWS = 8
 #: Streams per seed s: training data 2s, held-out 2s + 1, test TEST_SEED_OFFSET + s.
 TEST_SEED_OFFSET = 1 << 40
 
@@ -73,6 +77,11 @@ class TrainConfig:
             (counted back from the last), so no gradient reaches more than k - 1 steps
             back within the sequence (see :meth:`vanishing.models.SequenceModel.forward`);
             None backpropagates through the whole sequence.
+        floss: gradient flossing (Engelken 2023): add ``floss * sum(lambda_1^2)`` to the
+            loss at every step, lambda_1 the top Lyapunov exponent of the first layer on
+            the first :data:`FLOSS_ROWS` sequences of the batch
+            (:func:`vanishing.jacobian.lyapunov_exponents`, differentiated through); it
+            pulls lambda_1 towards 0. Needs a cell with a closed-form Jacobian. None: off.
     """
 
     task: str = "language"
@@ -95,6 +104,7 @@ class TrainConfig:
     early_stop: bool = True
     task_options: dict = field(default_factory=dict)
     truncate: int | None = None
+    floss: float | None = None
 
     def __post_init__(self) -> None:
         _checks.one_of("model", self.model, MODELS)
@@ -106,6 +116,8 @@ class TrainConfig:
         _checks.positive_float("lr", self.lr)
         if self.truncate is not None:
             _checks.positive_int("truncate", self.truncate)
+        if self.floss is not None:
+            _checks.positive_float("floss", self.floss)
         if self.clip is not None:
             _checks.positive_float("clip", self.clip)
         _checks.nonneg_int("seed", self.seed)
@@ -232,6 +244,13 @@ def evaluate(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor,
     return task.metrics(torch.cat(outs), y)
 
 
+def flossing_penalty(model: SequenceModel, x: torch.Tensor) -> torch.Tensor:
+    """sum(lambda_1^2) of the model's first layer on the first :data:`FLOSS_ROWS`
+    sequences of ``x``, with the graph to the weights (see ``TrainConfig.floss``)."""
+    inputs = model.encode(x[:FLOSS_ROWS])
+    return lyapunov_exponents(model.cells()[0], inputs, k=1).pow(2).sum()
+
+
 def _sgd_step(params: list[nn.Parameter], lr: float) -> None:
     """The plain update rule, W <- W - lr * dL/dW."""
     with torch.no_grad():
@@ -273,6 +292,8 @@ def train(
     for step in range(1, config.steps + 1):
         x, y = task.sample(config.length, config.batch_size, data_gen)
         loss = task.loss(model(x), y)
+        if config.floss is not None:
+            loss = loss + config.floss * flossing_penalty(model, x)
         value = loss.detach().item()
         result.steps = step
         if not math.isfinite(value):

@@ -39,6 +39,9 @@ def train_command(
     forget_bias: Annotated[float | None, typer.Option(help="LSTM forget-gate bias.")] = None,
     truncate: Annotated[int | None, typer.Option(
         help="Truncated BPTT: detach the state every K steps (K >= 1).")] = None,
+    floss: Annotated[float | None, typer.Option(
+        help="Gradient flossing weight (> 0): pull the top Lyapunov exponent towards 0.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights and data.")] = 0,
     eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 100,
     save: Annotated[Path | None, typer.Option(
@@ -52,7 +55,8 @@ def train_command(
     config = TrainConfig(task=task, model=model, length=length, steps=steps, lr=lr,
                          optimizer=optimizer, hidden_size=hidden_size, batch_size=batch_size,
                          clip=clip or None, init=init, radius=radius, forget_bias=forget_bias,
-                         seed=seed, eval_every=eval_every, truncate=truncate)
+                         seed=seed, eval_every=eval_every, truncate=truncate,
+                         floss=floss)
     torch.set_num_threads(_checks.positive_int("threads", threads))
     if save is not None:
         if save.exists() and not save.is_file():
