@@ -65,14 +65,19 @@ def made(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory):
+def shots(tmp_path_factory, pytestconfig):
     """Where the screenshots go (printed once), and the copy in vanishing-out/ if ignored."""
     folder = tmp_path_factory.mktemp("screenshots")
     keep = ROOT / "vanishing-out" / "screenshots"
     ignored = shutil.which("git") is not None and subprocess.run(
         ["git", "check-ignore", "-q", str(keep)], cwd=ROOT).returncode == 0
-    print(f"\nscreenshots: {folder}" + (f" (copied to {keep})" if ignored else ""),
-          file=sys.__stderr__)
+    said = f"screenshots: {folder}" + (f" (copied to {keep})" if ignored else "")
+    plugins = pytestconfig.pluginmanager
+    terminal, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin(
+        "capturemanager")
+    if terminal is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past pytest's capture, to the terminal
+            terminal.write_line(f"\n{said}")
     return folder, keep if ignored else None
 
 
