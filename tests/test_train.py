@@ -12,6 +12,7 @@ from vanishing.train import (
     train,
 )
 
+F64 = torch.float64
 TINY = dict(task="language", length=2, hidden_size=16, embedding_size=8, batch_size=32,
             eval_every=10, eval_size=128)
 
@@ -270,3 +271,25 @@ def test_gradient_flossing_moves_the_top_lyapunov_exponent_towards_zero():
     assert abs(plain - before) < 0.25 * abs(before)  # the task alone does not do it
     with pytest.raises(ValueError, match="floss"):
         TrainConfig(floss=0.0)
+
+
+def test_devices_are_named_and_checked_and_auto_is_the_cpu_here():
+    """No GPU on these machines: auto resolves to the CPU and trains exactly as cpu does;
+    cuda and mps are refused in one line; the data is drawn on the CPU either way."""
+    import torch as _torch
+
+    from vanishing.device import probe_dtype, resolve
+    from vanishing.train import TrainConfig, train
+
+    assert resolve("cpu") == _torch.device("cpu") and probe_dtype(resolve("cpu")) == F64
+    if not _torch.cuda.is_available():
+        assert resolve("auto") == _torch.device("cpu")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve("cuda")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        TrainConfig(device="gpu")
+    small = dict(task="adding", model="gru", length=5, hidden_size=4, steps=6, batch_size=8,
+                 eval_every=3, eval_size=16)
+    a, b = train(TrainConfig(**small)), train(TrainConfig(**small, device="auto"))
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert p.device == q.device and _torch.equal(p, q)

@@ -91,7 +91,8 @@ class DemoReport:
         return len(self.models[0].start.norms) - 1 - COUNTRY_POSITION
 
 
-def demo_config(model: str, gap: int, steps: int, seed: int) -> TrainConfig:
+def demo_config(model: str, gap: int, steps: int, seed: int, device: str = "cpu"
+                ) -> TrainConfig:
     """The training run the demo uses for one model.
 
     Every model: hidden 64, embedding 32, batch 64, Adam at the same learning rate,
@@ -101,7 +102,8 @@ def demo_config(model: str, gap: int, steps: int, seed: int) -> TrainConfig:
     return TrainConfig(task="language", model=model, length=gap, steps=steps, seed=seed,
                        lr=LEARNING_RATE, optimizer="adam", clip=1.0,
                        forget_bias=LSTM_FORGET_BIAS if model == "lstm" else None,
-                       hidden_size=64, embedding_size=32, batch_size=64, eval_every=50)
+                       hidden_size=64, embedding_size=32, batch_size=64, eval_every=50,
+                       device=device)
 
 
 def gradient_profile(model: torch.nn.Module, task: LanguageTask, x: torch.Tensor,
@@ -132,6 +134,7 @@ def run_demo(
     models: Sequence[str] = DEFAULT_MODELS,
     *,
     progress: Callable[[str, int, dict], None] | None = None,
+    device: str = "cpu",
 ) -> DemoReport:
     """Train and probe each model; see the module doc.
 
@@ -141,13 +144,14 @@ def run_demo(
         seed: seeds weights, training data and the held-out batch.
         models: names from :data:`vanishing.models.MODELS`.
         progress: optional ``progress(model, step, info)`` callback.
+        device: where the models train and are probed (see :mod:`vanishing.device`).
     """
     check_arguments(gap, steps, seed, models)
     task = LanguageTask()
     x, y = task.sample(gap, PROBE_BATCH, torch.Generator().manual_seed(10_000 + seed))
     reports = []
     for name in models:
-        config = demo_config(name, gap, steps, seed)
+        config = demo_config(name, gap, steps, seed, device)
         _, initial = build(config)  # the same weights train() starts from
         start = gradient_profile(initial, task, x, y)
         start_words = task_connectivity(initial, task, x, y, label=f"{name}, at initialisation")

@@ -40,6 +40,8 @@ from torch import nn
 
 from . import _checks
 from .cells import Cell
+from .device import DEVICES, probe_dtype
+from .device import resolve as resolve_device
 from .jacobian import lyapunov_exponents
 from .models import MODELS, SequenceModel, build_model
 from .tasks import Task, get_task
@@ -82,6 +84,8 @@ class TrainConfig:
             the first :data:`FLOSS_ROWS` sequences of the batch
             (:func:`vanishing.jacobian.lyapunov_exponents`, differentiated through); it
             pulls lambda_1 towards 0. Needs a cell with a closed-form Jacobian. None: off.
+        device: ``cpu``, ``cuda``, ``mps`` or ``auto`` (see :mod:`vanishing.device`); the
+            data is drawn on the CPU from the run's generators whatever the device.
     """
 
     task: str = "language"
@@ -105,6 +109,7 @@ class TrainConfig:
     task_options: dict = field(default_factory=dict)
     truncate: int | None = None
     floss: float | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         _checks.one_of("model", self.model, MODELS)
@@ -118,6 +123,9 @@ class TrainConfig:
             _checks.positive_int("truncate", self.truncate)
         if self.floss is not None:
             _checks.positive_float("floss", self.floss)
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; expected one of "
+                             f"{', '.join(DEVICES)}")
         if self.clip is not None:
             _checks.positive_float("clip", self.clip)
         _checks.nonneg_int("seed", self.seed)
@@ -228,11 +236,13 @@ def probe_inputs(model: nn.Module, x: torch.Tensor, task: Task | None = None,
         raise ValueError(f"probe_inputs needs a task and its targets y together, got task "
                          f"{type(task).__name__} and y {type(y).__name__}")
     torch.set_flush_denormal(True)
-    model64 = copy.deepcopy(model).double()
-    x64 = x.double() if x.is_floating_point() else x
+    where = next(model.parameters()).device
+    dtype = probe_dtype(where)  # float64, except on MPS
+    model64 = copy.deepcopy(model).to(dtype)
+    x64 = (x.to(dtype) if x.is_floating_point() else x).to(where)
     if task is None:
         return ProbeInputs(model64, x64, None)
-    y64 = y.double() if y.is_floating_point() else y
+    y64 = (y.to(dtype) if y.is_floating_point() else y).to(where)
     return ProbeInputs(model64, x64, lambda out: task.loss(out, y64))
 
 
@@ -278,10 +288,13 @@ def train(
         raise TypeError(f"train expects a TrainConfig, got {type(config).__name__}")
     torch.set_flush_denormal(True)
     start = time.perf_counter()
+    device = resolve_device(config.device)
     task, model = build(config)
+    model.to(device)
     data_gen = torch.Generator().manual_seed(2 * config.seed)
     eval_gen = torch.Generator().manual_seed(2 * config.seed + 1)
-    x_eval, y_eval = task.heldout(config.length, config.eval_size, eval_gen, "validation")
+    x_eval, y_eval = (t.to(device) for t in task.heldout(config.length, config.eval_size,
+                                                          eval_gen, "validation"))
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=config.lr) if config.optimizer == "adam" else None
     constrained = [m for m in model.modules() if isinstance(m, Cell)]  # e.g. IndRNN's |u|
@@ -290,7 +303,7 @@ def train(
                          chance_loss=task.chance_loss(config.length))
     model.train()
     for step in range(1, config.steps + 1):
-        x, y = task.sample(config.length, config.batch_size, data_gen)
+        x, y = (t.to(device) for t in task.sample(config.length, config.batch_size, data_gen))
         loss = task.loss(model(x), y)
         if config.floss is not None:
             loss = loss + config.floss * flossing_penalty(model, x)
@@ -327,8 +340,8 @@ def train(
     model.eval()
     if result.status != "diverged":
         test_gen = torch.Generator().manual_seed(TEST_SEED_OFFSET + config.seed)
-        result.test = evaluate(model, task, *task.heldout(config.length, config.eval_size,
-                                                          test_gen, "test"))
+        x_test, y_test = task.heldout(config.length, config.eval_size, test_gen, "test")
+        result.test = evaluate(model, task, x_test.to(device), y_test.to(device))
     result.wall_time = time.perf_counter() - start
     return result
 
@@ -340,7 +353,7 @@ def save_checkpoint(path: str | Path, result: TrainResult) -> Path:
     payload = {
         "format": "vanishing-checkpoint-1",
         "config": result.config.to_dict(),
-        "state_dict": result.model.state_dict(),
+        "state_dict": {k: v.cpu() for k, v in result.model.state_dict().items()},
         "status": result.status,
         "steps": result.steps,
     }

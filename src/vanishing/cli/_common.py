@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +29,10 @@ from ..report.tables import TextTable
 _WIDTH = None if sys.stdout.isatty() else 110
 console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+#: ``--device`` on train, probe, demo and sweep (see :mod:`vanishing.device`)
+DeviceOption = Annotated[str, typer.Option(
+    help="Device: auto (CUDA when available), cpu, cuda or mps. Tested on the CPU only.")]
 
 F = TypeVar("F", bound=Callable)
 

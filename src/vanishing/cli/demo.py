@@ -14,10 +14,12 @@ from rich.table import Table
 
 from .. import _checks
 from ..demo import DEFAULT_GAP, DEFAULT_MODELS, DEFAULT_STEPS, DemoReport, check_arguments, run_demo
+from ..device import resolve as resolve_device
 from ..report import connectivity as conn
 from ..report import demo_text
 from ..report.html import Provenance, check_html_path
 from ._common import (
+    DeviceOption,
     check_writable_dir,
     command_line,
     console,
@@ -46,18 +48,20 @@ ThreadsOption = Annotated[int, typer.Option(
 def demo(ctx: typer.Context, gap: GapOption = DEFAULT_GAP, steps: StepsOption = DEFAULT_STEPS,
          seed: SeedOption = 0, models: ModelsOption = ",".join(DEFAULT_MODELS),
          out: OutOption = Path("vanishing-out"), html: HtmlOption = None,
-         quiet: QuietOption = False, threads: ThreadsOption = 1) -> None:
+         quiet: QuietOption = False, threads: ThreadsOption = 1,
+         device: DeviceOption = "cpu") -> None:
     """Train a tanh RNN, an LSTM and a GRU on "I grew up in France ... and now I speak ___",
     then show how far back the gradient reaches in each (terminal, figures, report.html)."""
     began = time.perf_counter()
     names = [m.strip() for m in models.split(",") if m.strip()]
     check_arguments(gap, steps, seed, names)  # before any output, and before making --out
+    resolve_device(device)
     torch.set_num_threads(_checks.positive_int("threads", threads))
     if html is not None:
         check_html_path(html)
     check_writable_dir(out, "--out")
     console.print(demo_text.banner(names, gap, steps, seed))
-    report = _run(gap, steps, seed, names, quiet)
+    report = _run(gap, steps, seed, names, quiet, device)
     console.print(f"\nexample: [italic]{escape(report.sample)}[/]\n")
     console.print(rich_table(demo_text.results_table(report), no_wrap=True))
     chart = demo_text.reach_chart(report)
@@ -102,10 +106,11 @@ def _print_connectivity(view: demo_text.ConnectivityView) -> None:
     console.print(escape(view.sentence))
 
 
-def _run(gap: int, steps: int, seed: int, names: list[str], quiet: bool) -> DemoReport:
+def _run(gap: int, steps: int, seed: int, names: list[str], quiet: bool, device: str
+         ) -> DemoReport:
     """:func:`run_demo`, with a progress bar per model on a terminal."""
     if not show_progress(quiet):
-        return run_demo(gap, steps, seed, names)
+        return run_demo(gap, steps, seed, names, device=device)
     columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
@@ -115,4 +120,4 @@ def _run(gap: int, steps: int, seed: int, names: list[str], quiet: bool) -> Demo
             acc = f"acc {info['accuracy']:.2f}" if "accuracy" in info else None
             bar.update(ids[name], completed=step, **({"info": acc} if acc else {}))
 
-        return run_demo(gap, steps, seed, names, progress=update)
+        return run_demo(gap, steps, seed, names, progress=update, device=device)

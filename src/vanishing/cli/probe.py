@@ -18,7 +18,15 @@ from rich.markup import escape
 from torch import nn
 
 from vanishing import _checks
-from vanishing.cli._common import command_line, console, handle_errors, rich_table, write_report
+from vanishing.cli._common import (
+    DeviceOption,
+    command_line,
+    console,
+    handle_errors,
+    rich_table,
+    write_report,
+)
+from vanishing.device import resolve as resolve_device
 from vanishing.diagnose import diagnose
 from vanishing.init import SCHEMES
 from vanishing.models import MODELS
@@ -94,7 +102,8 @@ def probe(ctx: typer.Context, model: ModelOption = None, length: LengthOption = 
           hidden_size: HiddenOption = None, input_size: InputOption = None,
           layers: LayersOption = None, batch: BatchOption = 16, seed: SeedOption = 0,
           threshold: ThresholdOption = 1e-3, max_lag: MaxLagOption = 200,
-          rows: RowsOption = 16, plot: PlotOption = None, html: HtmlOption = None) -> None:
+          rows: RowsOption = 16, plot: PlotOption = None, html: HtmlOption = None,
+          device: DeviceOption = "cpu") -> None:
     """Probe the gradient through time: dL/dh_t for every step, in one backward pass.
 
     Prints ||dL/dh_t|| against the distance back T - t, the horizon (how far back it
@@ -108,6 +117,7 @@ def probe(ctx: typer.Context, model: ModelOption = None, length: LengthOption = 
     began = time.perf_counter()
     shape = {"--hidden-size": hidden_size, "--input-size": input_size, "--layers": layers}
     _check_usage(batch, max_lag, rows, threshold, plot, shape)
+    where = resolve_device(device)
     if html is not None:
         check_html_path(html)
     if checkpoint is not None:
@@ -117,6 +127,7 @@ def probe(ctx: typer.Context, model: ModelOption = None, length: LengthOption = 
     else:
         probed = _build(model or "rnn_tanh", task_name, 200 if length is None else length,
                         batch, seed, init, radius, shape)
+    probed.net.to(where)
     x, y = _probe_batch(probed, batch, seed)
     result = diagnose(*probe_inputs(probed.net, x, probed.task, y), threshold=threshold,
                       max_lag=max_lag)

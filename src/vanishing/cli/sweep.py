@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import _checks
+from ..device import resolve as resolve_device
 from ..report import sweep_text as text_of
 from ..report.html import Provenance, check_html_path
 from ..report.sweep_text import SweepText, sweep_text, trial_line
@@ -27,6 +28,7 @@ from ..sweep import SweepSummary, check_ray_address, default_workers, grid, run_
 from ..sweep.store import FINISHED, check_path, open_store
 from ..train import TrainConfig
 from ._common import (
+    DeviceOption,
     check_writable_dir,
     command_line,
     console,
@@ -163,7 +165,8 @@ def sweep(ctx: typer.Context, task: TaskOption = "adding", models: ModelsOption 
           optimizer: OptimizerOption = TrainConfig.optimizer, clip: ClipOption = 1.0,
           eval_every: EvalEveryOption = TrainConfig.eval_every, report: ReportOption = None,
           out: OutOption = Path("vanishing-out"), markdown: MarkdownOption = False,
-          html: HtmlOption = None, quiet: QuietOption = False) -> None:
+          html: HtmlOption = None, quiet: QuietOption = False,
+          device: DeviceOption = "cpu") -> None:
     """Sweep success against sequence length: every model x length x seed, stored in SQLite,
     resumable, on local processes or on Ray."""
     began = time.perf_counter()
@@ -184,7 +187,9 @@ def sweep(ctx: typer.Context, task: TaskOption = "adding", models: ModelsOption 
     configs = grid(task, names, parse_lengths(lengths), seeds,
                    lrs=None if lrs is None else parse_lrs(lrs, names), lr=lr, steps=steps,
                    hidden_size=hidden_size, batch_size=batch_size, optimizer=optimizer,
-                   clip=clip or None, eval_every=eval_every)
+                   clip=clip or None, eval_every=eval_every,
+                   **({} if device == "cpu" else {"device": device}))
+    resolve_device(device)
     workers = _checks.positive_int("workers", default_workers() if workers is None else workers)
     if html is not None:
         check_html_path(html)

@@ -12,10 +12,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import _checks
+from ..device import resolve as resolve_device
 from ..init import SCHEMES
 from ..report.train_text import result_table
 from ..train import TrainConfig, TrainResult, save_checkpoint, train
-from ._common import check_writable_dir, console, handle_errors, rich_table, show_progress
+from ._common import (
+    DeviceOption,
+    check_writable_dir,
+    console,
+    handle_errors,
+    rich_table,
+    show_progress,
+)
 
 __all__ = ["train_command"]
 
@@ -43,6 +51,7 @@ def train_command(
         help="Gradient flossing weight (> 0): pull the top Lyapunov exponent towards 0.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights and data.")] = 0,
+    device: DeviceOption = "cpu",
     eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 100,
     save: Annotated[Path | None, typer.Option(
         help="Write a checkpoint here (for `vanishing probe --checkpoint`).")] = None,
@@ -56,7 +65,8 @@ def train_command(
                          optimizer=optimizer, hidden_size=hidden_size, batch_size=batch_size,
                          clip=clip or None, init=init, radius=radius, forget_bias=forget_bias,
                          seed=seed, eval_every=eval_every, truncate=truncate,
-                         floss=floss)
+                         floss=floss, device=device)
+    resolve_device(device)
     torch.set_num_threads(_checks.positive_int("threads", threads))
     if save is not None:
         if save.exists() and not save.is_file():

@@ -78,7 +78,7 @@ class StoreError(ValueError):
 
 #: TrainConfig fields added after stores existed, with their defaults: left out of the
 #: key while at the default, so every earlier store resumes where it stopped.
-ADDED_LATER = {"truncate": None, "floss": None}
+ADDED_LATER = {"truncate": None, "floss": None, "device": "cpu"}
 
 
 def canonical_json(config: TrainConfig) -> str:
