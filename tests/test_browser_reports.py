@@ -22,6 +22,10 @@ if importlib.util.find_spec("pytest_playwright") is None:  # the dev extras inst
                     pytrace=False)
     pytest.skip("pytest-playwright is not installed; run scripts/test", allow_module_level=True)
 
+#: three real CLI runs and a browser: about a minute, so out of the quick subset (the
+#: README's test command, what CI runs, includes them)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ("demo", "probe", "sweep")
 
