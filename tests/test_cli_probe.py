@@ -217,3 +217,20 @@ def test_bad_html_is_refused_before_any_work(html, message, tmp_path, monkeypatc
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_that_does_not_fit_is_one_line(tmp_path):
+    config = TrainConfig(task="language", model="gru", length=3, hidden_size=8,
+                         embedding_size=4, steps=1, batch_size=8, eval_size=16)
+    path = save_checkpoint(tmp_path / "run.pt", train(config))
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["hidden_size"] = 16
+    torch.save(payload, path)
+    torch.save(train(config).model.state_dict(), tmp_path / "mine.pt")
+    for name, message in [("run.pt", "does not fit its config"),
+                          ("mine.pt", "bare state dict")]:
+        result = run("--checkpoint", str(tmp_path / name))
+        assert result.exit_code == 2 and result.exception is None or \
+            isinstance(result.exception, SystemExit), result.output
+        assert message in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output

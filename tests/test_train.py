@@ -293,3 +293,59 @@ def test_devices_are_named_and_checked_and_auto_is_the_cpu_here():
     a, b = train(TrainConfig(**small)), train(TrainConfig(**small, device="auto"))
     for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert p.device == q.device and _torch.equal(p, q)
+
+
+def _checkpoint(tmp_path, **changes):
+    """A real checkpoint's payload with ``changes`` applied (None deletes a key)."""
+    path = save_checkpoint(tmp_path / "good.pt", train(TrainConfig(model="lstm", steps=1,
+                                                                   **TINY)))
+    payload = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if value is None:
+            del payload[key]
+        else:
+            payload[key] = value(payload[key]) if callable(value) else value
+    bad = tmp_path / "bad.pt"
+    torch.save(payload, bad)
+    return bad
+
+
+def _one_line(exc_info):
+    text = str(exc_info.value)
+    assert "\n" not in text
+    return text
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"config": None}, "no 'config'"),
+    ({"state_dict": None}, "no 'state_dict'"),
+    ({"config": lambda c: {**c, "hidden_size": 32}}, "hidden size 32.*has shape"),
+    ({"config": lambda c: {**c, "model": "gru"}}, "gru.*does not fit|has shape"),
+    ({"config": lambda c: {**c, "task": "adding"}}, "does not fit its config"),
+    ({"config": lambda c: {**c, "bogus": 1}}, "cannot build.*bogus"),
+    ({"state_dict": lambda s: dict(list(s.items())[1:])}, "weights missing"),
+    ({"state_dict": lambda s: {**s, "extra.weight": torch.zeros(1)}}, "unexpected extra"),
+])
+def test_mismatched_checkpoints_are_one_line(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message) as info:
+        load_checkpoint(_checkpoint(tmp_path, **changes))
+    _one_line(info)
+
+
+def test_a_bare_state_dict_is_named_and_pointed_to_the_api(tmp_path):
+    path = tmp_path / "mine.pt"
+    torch.save(train(TrainConfig(model="gru", steps=1, **TINY)).model.state_dict(), path)
+    with pytest.raises(ValueError, match=r"bare state dict.*load_state_dict") as info:
+        load_checkpoint(path)
+    _one_line(info)
+
+
+def test_a_refused_pickle_is_one_line_without_torch_warnings(tmp_path, recwarn):
+    import collections
+    import pickle
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"a": collections.Counter()}, protocol=4))
+    with pytest.raises(ValueError, match="not a readable vanishing checkpoint"):
+        load_checkpoint(path)
+    assert not [w for w in recwarn if "pickle" in str(w.message)]

@@ -30,6 +30,7 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,18 +365,78 @@ def save_checkpoint(path: str | Path, result: TrainResult) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> tuple[TrainConfig, SequenceModel]:
-    """Rebuild a model from a checkpoint, never unpickling code (``weights_only=True``)."""
+    """Rebuild a model from a checkpoint, never unpickling code (``weights_only=True``).
+
+    Every way a file can fail to be the right checkpoint is one ``ValueError`` line naming
+    the file: missing, unreadable or refused by the safe unpickler, a bare
+    ``torch.save(model.state_dict())`` (pointed to the Python API), no config or state
+    dict, a config this version cannot build, weights missing, unexpected or of another
+    shape than its config's model (another model, task or hidden size).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} does not exist or is not a file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise ValueError(f"checkpoint {str(path)!r} is not a readable vanishing checkpoint "
-                         f"({type(exc).__name__})") from None
+    where = f"checkpoint {str(path)!r}"
+    payload = _read_checkpoint(path, where)
+    if _is_state_dict(payload):
+        raise ValueError(f"{where} is a bare state dict (torch.save(model.state_dict())), "
+                         "not a vanishing checkpoint; load it from Python: build the same "
+                         "model (vanishing.build_model) and call "
+                         "model.load_state_dict(torch.load(path, weights_only=True))")
     if not isinstance(payload, dict) or payload.get("format") != "vanishing-checkpoint-1":
-        raise ValueError(f"checkpoint {str(path)!r} is not a vanishing checkpoint")
-    config = TrainConfig.from_dict(payload["config"])
-    _, model = build(config)
+        raise ValueError(f"{where} is not a vanishing checkpoint")
+    for key in ("config", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            raise ValueError(f"{where} is damaged: it has no {key!r} dict")
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        _, model = build(config)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where} has a config this version cannot build ({exc})") from None
+    _check_weights(where, config, model, payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
     return config, model
+
+
+def _read_checkpoint(path: Path, where: str) -> object:
+    """The unpickled payload of ``path`` with ``weights_only=True``, or one ValueError line
+    (torch's own warning about the pickle protocol of a refused file is silenced)."""
+    if not path.is_file():
+        raise ValueError(f"{where} does not exist or is not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol",
+                                    category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise ValueError(f"{where} is not a readable vanishing checkpoint "
+                         f"({type(exc).__name__})") from None
+
+
+def _is_state_dict(payload: object) -> bool:
+    return (isinstance(payload, dict) and bool(payload) and "format" not in payload
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                    for k, v in payload.items()))
+
+
+def _check_weights(where: str, config: TrainConfig, model: nn.Module, state: dict) -> None:
+    """One line if ``state`` does not fit ``model`` (names or shapes)."""
+    expected = model.state_dict()
+    what = (f"{config.model}, task {config.task}, hidden size {config.hidden_size}, "
+            f"{config.num_layers} layer(s)")
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        parts = [f"missing {_names(missing)}" if missing else "",
+                 f"unexpected {_names(extra)}" if extra else ""]
+        raise ValueError(f"{where} does not fit its config ({what}): weights "
+                         f"{'; '.join(p for p in parts if p)}")
+    for key, want in expected.items():
+        got = state[key]
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise ValueError(f"{where} does not fit its config ({what}): {key} has shape "
+                             f"{shape}, the model expects {tuple(want.shape)}")
+
+
+def _names(keys: list[str], most: int = 3) -> str:
+    shown = ", ".join(keys[:most])
+    return shown + (f" and {len(keys) - most} more" if len(keys) > most else "")
