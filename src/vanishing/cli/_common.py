@@ -23,6 +23,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..report.html import write_html
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover
+    from click import get_current_context
 from ..report.tables import TextTable
 
 # Wide enough for the tables when output goes to a file or a pipe (rich assumes 80 there).
@@ -43,12 +48,59 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: Largest integer any numeric option takes (torch and NumPy index with int64).
+INT64_MAX = 2**63 - 1
+#: Stated maxima of the CLI's numeric options, by parameter name; every command's
+#: integer options are checked against these (and against int64) before any work.
+#: Lengths and gaps are bounded by each task's own stated limits.
+LIMITS = {
+    "hidden_size": 65_536, "input_size": 65_536, "embedding_size": 65_536,
+    "layers": 64, "num_layers": 64,
+    "steps": 10_000_000, "trials": 10_000_000,
+    "batch": 1_000_000, "batch_size": 1_000_000, "eval_size": 1_000_000,
+    "eval_every": 10_000_000, "truncate": 1_000_000, "max_lag": 1_000_000,
+    "seeds": 10_000, "threads": 1024, "workers": 1024,
+}
+
+
+def check_int(flag: str, value: int, most: int | None = None) -> int:
+    """The one range check of a numeric option: ``value`` within int64 and at most
+    ``most`` (when given), else a one-line ValueError naming the option and the bound."""
+    if abs(value) > INT64_MAX:
+        raise ValueError(f"{flag} must be between {-INT64_MAX} and {INT64_MAX} "
+                         f"(a 64-bit integer), got a {len(str(abs(value)))}-digit number")
+    if most is not None and value > most:
+        raise ValueError(f"{flag} must be at most {most:,}, got {value:,}")
+    return value
+
+
+def check_options(options: dict[str, object]) -> None:
+    """:func:`check_int` on every integer among a command's parsed options, with the
+    bound of :data:`LIMITS` for its name (lists of integers too)."""
+    for name, value in options.items():
+        flag = _flag(name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, int) and not isinstance(item, bool):
+                check_int(flag, item, LIMITS.get(name))
+
+
+def _flag(name: str) -> str:
+    """The option as typed (``--length`` for the parameter ``lengths``)."""
+    ctx = get_current_context(silent=True)
+    for param in ctx.command.params if ctx is not None else []:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return "--" + name.replace("_", "-")
+
+
 def handle_errors(func: F) -> F:
-    """Decorate a command so library errors end as one line and exit code 2."""
+    """Decorate a command so library errors end as one line and exit code 2; its integer
+    options are range-checked (:func:`check_options`) before it runs."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            check_options(kwargs)
             return func(*args, **kwargs)
         except (ValueError, TypeError, OSError) as exc:
             raise fail(f"{type(exc).__name__}: {exc}") from None

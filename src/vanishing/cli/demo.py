@@ -32,7 +32,7 @@ from ._common import (
 __all__ = ["demo"]
 
 GapOption = Annotated[int, typer.Option(help="Filler words between the country and the question.")]
-StepsOption = Annotated[int, typer.Option(help="Training step budget per model.")]
+StepsOption = Annotated[int, typer.Option(help="Training step budget per model (at most 10^7).")]
 SeedOption = Annotated[int, typer.Option(help="Seed for weights and data.")]
 ModelsOption = Annotated[str, typer.Option(help="Comma-separated models to compare.")]
 OutOption = Annotated[Path, typer.Option(help="Folder for the figures (and report.html).")]

@@ -26,7 +26,7 @@ StartOption = Annotated[list[str], typer.Option(
     help="Starting point: one number per variable, comma-separated or repeated "
     "(--start 1,-2 or --start 1 --start -2).")]
 LrOption = Annotated[float, typer.Option(help="Step size (learning rate), > 0.")]
-StepsOption = Annotated[int, typer.Option(help="Most steps to take, >= 1.")]
+StepsOption = Annotated[int, typer.Option(help="Most steps to take, 1 to 10^7.")]
 MomentumOption = Annotated[float, typer.Option(
     help="Heavy-ball momentum in [0, 1); 0 is plain descent.")]
 TolOption = Annotated[float | None, typer.Option(

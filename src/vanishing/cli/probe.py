@@ -64,7 +64,7 @@ InitOption = Annotated[str | None, typer.Option(
 RadiusOption = Annotated[float | None, typer.Option(
     help=f"Rescale W_hh to this spectral radius (> 0).{_NOT_WITH_CHECKPOINT}")]
 HiddenOption = Annotated[int | None, typer.Option(
-    help=f"Hidden units H (default 64).{_NOT_WITH_CHECKPOINT}")]
+    help=f"Hidden units H (default 64, at most 65536).{_NOT_WITH_CHECKPOINT}")]
 InputOption = Annotated[int | None, typer.Option(
     help="Features per step of the random input (default 8). Not with --task or "
          "--checkpoint.")]

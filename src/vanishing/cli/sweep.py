@@ -29,6 +29,7 @@ from ..sweep.store import FINISHED, check_path, open_store
 from ..train import TrainConfig
 from ._common import (
     DeviceOption,
+    check_int,
     check_writable_dir,
     command_line,
     console,
@@ -53,10 +54,11 @@ def parse_lengths(text: str) -> list[int]:
     out = []
     for t in items:
         try:
-            out.append(int(t))
+            value = int(t)
         except ValueError:
             raise ValueError(f"--lengths must be comma-separated positive integers, "
                              f"got {t!r}") from None
+        out.append(check_int("--lengths", value))
     return out
 
 
@@ -138,7 +140,7 @@ LrOption = Annotated[float, typer.Option(help="Learning rate.")]
 LrsOption = Annotated[str | None, typer.Option(
     help="Learning-rate grid, e.g. 1e-3,3e-3,1e-2 (every model) or irnn:1e-4,lstm:1e-2 (per "
          "model; models not named use --lr); tables show the best per cell.")]
-HiddenOption = Annotated[int, typer.Option(help="Hidden units.")]
+HiddenOption = Annotated[int, typer.Option(help="Hidden units (at most 65536).")]
 BatchOption = Annotated[int, typer.Option(help="Sequences per step.")]
 OptimizerOption = Annotated[str, typer.Option(help="sgd or adam.")]
 ClipOption = Annotated[float, typer.Option(help="Gradient-norm clipping threshold; 0: none.")]

@@ -157,7 +157,8 @@ def guess(
         "--length", "-L", help="Latch length L, repeatable.")] = None,
     seeds: Annotated[int, typer.Option(help="Independent searches per length.")] = 3,
     trials: Annotated[int, typer.Option(help="Most guesses per search.")] = 10_000,
-    hidden_size: Annotated[int, typer.Option(help="Units of the guessed tanh RNN.")] = 1,
+    hidden_size: Annotated[int, typer.Option(
+        help="Units of the guessed tanh RNN (at most 65536).")] = 1,
     scale: Annotated[float, typer.Option(help="Weights are drawn from U[-scale, scale].")
                      ] = 10.0,
 ) -> None:

@@ -34,10 +34,10 @@ def train_command(
     model: Annotated[str, typer.Option(help="rnn_tanh, rnn_relu, irnn, lstm or gru.")] = "lstm",
     length: Annotated[int, typer.Option(help="The task's distance in time (language: the gap).")
                       ] = 20,
-    steps: Annotated[int, typer.Option(help="Maximum optimisation steps.")] = 2000,
+    steps: Annotated[int, typer.Option(help="Maximum optimisation steps (at most 10^7).")] = 2000,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 3e-3,
     optimizer: Annotated[str, typer.Option(help="sgd (W <- W - lr dL/dW) or adam.")] = "adam",
-    hidden_size: Annotated[int, typer.Option(help="Hidden units per layer.")] = 64,
+    hidden_size: Annotated[int, typer.Option(help="Hidden units per layer (at most 65536).")] = 64,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     clip: Annotated[float, typer.Option(help="Gradient-norm clipping; 0 turns it off.")] = 1.0,
     init: Annotated[str | None, typer.Option(
