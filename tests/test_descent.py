@@ -218,7 +218,9 @@ def test_overflow_ends_as_diverged_without_an_exception(f, start, lr):
     assert path.status == "diverged"
     assert path.steps < 5000
     last = np.concatenate([path.iterates[-1], [path.losses[-1]], path.gradients[-1]])
-    assert not np.all(np.isfinite(last))
+    # overflow, or (before it) a loss grown past the stated bound
+    bound = 1e12 * max(abs(path.losses[0]), 1.0)
+    assert not np.all(np.isfinite(last)) or path.losses[-1] > bound
     assert np.all(np.isfinite(path.iterates[:-1]))
     assert np.all(np.isfinite(path.losses[:-1]))
 
@@ -348,3 +350,14 @@ def test_plot_legend_names_start_end_and_minimum():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "start" in labels and "end" in labels and "minimum (3)" in labels
     assert ax.get_xlim()[1] > 3.0  # the view reaches the minimum the path never got to
+
+
+def test_a_loss_grown_past_the_bound_is_diverged_not_max_steps():
+    from vanishing.descent.core import DIVERGENCE_FACTOR
+
+    path = descend("w**2", [1.0], lr=1.5, steps=200)  # |w| doubles every step
+    assert path.status == "diverged" and path.steps < 200
+    assert path.losses[-1] > DIVERGENCE_FACTOR and np.isfinite(path.losses).all()
+    assert path.losses[-2] <= DIVERGENCE_FACTOR
+    # growth below the bound is left alone
+    assert descend("w**2", [1.0], lr=1.5, steps=10).status == "max_steps"

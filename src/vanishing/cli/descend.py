@@ -13,6 +13,7 @@ from rich.table import Table
 from vanishing.cli._common import console, handle_errors
 from vanishing.descent import DescentPath, StepRegime, StepVerdict, step_size_verdict
 from vanishing.descent import descend as run_descent
+from vanishing.descent.core import DIVERGENCE_FACTOR
 from vanishing.descent.expr import Expression, parse_expression
 
 __all__ = ["descend"]
@@ -143,7 +144,11 @@ def _summary(path: DescentPath, tol: float | None) -> list[str]:
         why = f"|grad| <= {tol:g}" if tol is not None else "gradient exactly zero"
         stopped = f"converged after {n} step{'s' * (n != 1)} ({why})"
     elif path.status == "diverged":
-        stopped = f"diverged at step {n} (an iterate, the loss or the gradient is inf or NaN)"
+        last = np.concatenate([path.final, path.losses[-1:], path.gradients[-1]])
+        stopped = (f"diverged at step {n} (an iterate, the loss or the gradient is inf or NaN)"
+                   if not np.isfinite(last).all() else
+                   f"diverged at step {n} (the loss grew past {DIVERGENCE_FACTOR:g} times "
+                   "its start's)")
     else:
         stopped = f"max_steps, ran all {n} steps"
     grad_name = f"|dL/d{path.variables[0]}|" if len(path.variables) == 1 else "|grad|"

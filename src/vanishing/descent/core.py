@@ -72,6 +72,11 @@ Status = Literal["converged", "max_steps", "diverged"]
 CostFunction = Callable[..., torch.Tensor]
 
 
+#: A run whose loss grows past this many times its start's magnitude (or 1, if larger)
+#: is ``"diverged"``, not left to overflow.
+DIVERGENCE_FACTOR = 1e12
+
+
 @dataclass(frozen=True, eq=False)
 class DescentPath:
     """The path gradient descent took: every iterate, loss, gradient and update.
@@ -85,8 +90,9 @@ class DescentPath:
         updates: (n, dim) :math:`w_{k+1} - w_k`.
         status: ``"converged"`` (at rest: gradient norm, and with momentum also the
             last update's norm, at most ``tol``), ``"max_steps"`` (ran all ``steps``),
-            ``"diverged"`` (the last iterate, loss or gradient is inf or NaN; that
-            last row is kept).
+            ``"diverged"`` (the last iterate, loss or gradient is inf or NaN, or the
+            loss has grown past :data:`DIVERGENCE_FACTOR` times its start's magnitude,
+            or 1 if that is smaller; that last row is kept).
         variables: names of the coordinates of ``w``.
         lr, momentum: the settings used.
     """
@@ -138,7 +144,8 @@ def descend(
         ValueError: bad settings, a start of the wrong dimension or not finite, a loss
             that is not finite at ``start``, or a rejected expression.
 
-    Overflow during the run is not an error: the path ends with status ``"diverged"``.
+    Overflow during the run is not an error: the path ends with status ``"diverged"``,
+    and so does a loss grown past ``DIVERGENCE_FACTOR * max(|L(w_0)|, 1)``.
     """
     cost, names = _as_cost_function(f)
     w = _check_start(start, names)
@@ -154,8 +161,9 @@ def descend(
     iterates, losses, gradients, updates = [w], [loss], [grad], []
     velocity = torch.zeros_like(w)
     status: Status = "max_steps"
+    bound = DIVERGENCE_FACTOR * max(abs(loss), 1.0)
     while True:
-        if not (math.isfinite(loss) and _finite(w) and _finite(grad)):
+        if not (math.isfinite(loss) and _finite(w) and _finite(grad)) or loss > bound:
             status = "diverged"
             break
         if _norm(grad) <= tol and (momentum == 0 or _norm(velocity) <= tol):
