@@ -579,3 +579,40 @@ def test_random_guessing_bad_input(kwargs, message):
         random_guessing(20, generator=gen(), **kwargs)
     with pytest.raises(ValueError, match="latch: length must be >= 2"):
         random_guessing(1, generator=gen())
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_metrics_and_loss_on_the_wrong_shape_or_classes_are_one_value_error(name):
+    task = get_task(name)
+    x, y = task.sample(task.min_length, 3, gen())
+    out = torch.zeros(*y.shape, task.output_size) if not y.is_floating_point() \
+        else torch.zeros(y.shape)
+    task.metrics(out, y)  # the right shape is accepted
+    for bad in (out[..., :1].squeeze(-1) if out.dim() > 1 else out[:1],  # a dimension short
+                torch.zeros(*out.shape[:-1], out.shape[-1] + 3),  # more classes / targets
+                torch.zeros(5, *out.shape[1:])):  # another batch
+        for method in (task.metrics, task.loss):
+            with pytest.raises(ValueError, match=rf"{name}: output must have") as info:
+                method(bad, y)
+            assert "\n" not in str(info.value)
+
+
+def test_loss_with_fewer_classes_than_labels_names_the_classes():
+    task = get_task("language", pairs=8)
+    y = torch.tensor([0, 7])
+    with pytest.raises(ValueError, match=r"output must have shape \(2, 8\) .*8 classes"):
+        task.loss(torch.zeros(2, 3), y)
+    with pytest.raises(ValueError, match="class labels must be in 0..7"):
+        task.loss(torch.zeros(2, 8), torch.tensor([0, 9]))
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_chance_loss_at_a_negative_length_is_a_value_error(name):
+    task = get_task(name)
+    for length in (-1, -20, task.min_length - 1):
+        if length < task.min_length:
+            with pytest.raises(ValueError, match="length must be"):
+                task.chance_loss(length)
+    with pytest.raises(TypeError, match="length must be an int"):
+        task.chance_loss(2.5)
+    assert math.isfinite(task.chance_loss(task.min_length))

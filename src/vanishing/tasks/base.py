@@ -13,6 +13,7 @@ input's content), its ``solved`` criterion, and the paper it follows.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 
 import torch
@@ -55,6 +56,15 @@ class Task(abc.ABC):
     metric: str = "loss"
     default_length: int = 20
 
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's ``loss`` and ``metrics`` run :meth:`check_output` first and its
+        ``chance_loss`` checks the length first: one validator for every task."""
+        super().__init_subclass__(**kwargs)
+        for name, check in (("loss", "check_output"), ("metrics", "check_output"),
+                            ("chance_loss", "_check_length")):
+            if name in cls.__dict__ and not getattr(cls.__dict__[name], "_checked", False):
+                setattr(cls, name, _checked(cls.__dict__[name], check))
+
     @property
     def criterion(self) -> str:
         """The ``solved`` rule in words, e.g. ``accuracy >= 0.99`` (empty: not stated)."""
@@ -62,15 +72,48 @@ class Task(abc.ABC):
 
     def check(self, length: int, batch: int, generator: torch.Generator) -> None:
         """Validate the arguments of :meth:`sample` (one-line errors)."""
+        self._check_length(length)
+        _checks.positive_int("batch", batch)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+    def check_output(self, output: Tensor, y: Tensor) -> None:
+        """The one check of what :meth:`loss` and :meth:`metrics` are given: a float
+        ``output`` of shape ``(*y.shape, output_size)`` for class labels (integer ``y``,
+        (N,) for readout ``last``, (N, T) for ``all``, each in 0 .. output_size - 1), or
+        of ``y``'s own shape for real targets; else a one-line error naming the shape."""
+        for what, value in (("output", output), ("y", y)):
+            if not isinstance(value, Tensor):
+                raise TypeError(f"{self.name}: {what} must be a torch.Tensor, "
+                                f"got {type(value).__name__}")
+        if not output.is_floating_point():
+            raise TypeError(f"{self.name}: output must be a floating-point tensor, "
+                            f"got {output.dtype}")
+        if y.is_floating_point():
+            if output.shape != y.shape:
+                raise ValueError(f"{self.name}: output must have the target's shape "
+                                 f"{tuple(y.shape)}, got {tuple(output.shape)}")
+            return
+        labels = "(N,)" if self.readout == "last" else "(N, T)"
+        if y.dim() != (1 if self.readout == "last" else 2):
+            raise ValueError(f"{self.name}: y must be class labels of shape {labels} (readout "
+                             f"{self.readout!r}), got shape {tuple(y.shape)}")
+        expected = (*y.shape, self.output_size)
+        if output.shape != expected:
+            raise ValueError(f"{self.name}: output must have shape {expected} ({labels} x "
+                             f"{self.output_size} classes, readout {self.readout!r}), "
+                             f"got {tuple(output.shape)}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.output_size):
+            raise ValueError(f"{self.name}: class labels must be in 0..{self.output_size - 1}, "
+                             f"got {int(y.min())}..{int(y.max())}")
+
+    def _check_length(self, length: int) -> None:
         _checks.nonneg_int("length", length)
         if length < self.min_length:
             raise ValueError(
                 f"{self.name}: length must be >= {self.min_length} for this task's layout, "
                 f"got {length}"
             )
-        _checks.positive_int("batch", batch)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
 
     def sequence_length(self, length: int) -> int:
         """Number of time steps the model reads for a given ``length``."""
@@ -116,6 +159,18 @@ class Task(abc.ABC):
     def describe(self) -> str:
         """One line: what the task is and when it counts as solved."""
         return (self.__doc__ or self.name).strip().splitlines()[0]
+
+
+def _checked(method: Callable, check: str) -> Callable:
+    """``method`` with ``self.<check>(*args)`` run before it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        getattr(self, check)(*args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    wrapper._checked = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 class ClassificationTask(Task):
