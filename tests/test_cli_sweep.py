@@ -287,3 +287,55 @@ def test_bad_html_is_refused_before_any_work(args, tmp_path, monkeypatch):
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
+
+
+def _store_with_one_record(path):
+    import json
+
+    from vanishing.sweep.store import canonical_json, config_key, open_store
+    from vanishing.train import TrainConfig
+
+    config = TrainConfig(task="adding", model="lstm", length=5)
+    with open_store(path) as store:
+        store.put({"key": config_key(config), "config": json.loads(canonical_json(config)),
+                   "status": "done", "solved": True, "finished_at": "2024-01-01"})
+
+
+def test_report_on_a_corrupt_record_is_one_line_and_leaves_the_store_alone(tmp_path):
+    db = tmp_path / "r.sqlite"
+    _store_with_one_record(db)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE trials SET config = CAST(? AS TEXT)", (b"\xff\xfe\x00garbage",))
+    con.close()
+    before = db.read_bytes()
+    result = runner.invoke(app, ["sweep", "--report", str(db), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "damaged trial record" in lines[0], result.output
+    assert "garbage" not in result.output and "Traceback" not in result.output
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
+
+
+def test_a_store_that_cannot_be_written_is_refused_before_any_trial(tmp_path, monkeypatch):
+    import vanishing.sweep.run as run_module
+
+    db = tmp_path / "r.sqlite"
+    _store_with_one_record(db)
+    before = db.read_bytes()
+    connect = sqlite3.connect
+
+    def read_only(*args, **kwargs):  # what a read-only folder does (root may write anyway)
+        con = connect(*args, **kwargs)
+        con.execute("PRAGMA query_only = ON")
+        return con
+
+    def no_trials(*args, **kwargs):
+        raise AssertionError("a trial ran")
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    monkeypatch.setattr(run_module, "local_results", no_trials)
+    monkeypatch.setattr(run_module, "pool_results", no_trials)
+    result = runner.invoke(app, ["sweep", *TINY, "--db", str(db), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "cannot be written" in result.output, result.output
+    assert db.read_bytes() == before

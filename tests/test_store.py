@@ -167,3 +167,58 @@ def test_store_errors_name_the_path_not_a_command_line_flag(tmp_path):
             open_store(path if path.exists() else tmp_path / "no" / "r.sqlite")
         messages.append(str(info.value))
     assert all("--" not in m and ".sqlite'" in m for m in messages), messages
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("column, value", [
+    ("config", b"\xff\xfe raw \x00 bytes"),   # not UTF-8: sqlite3 cannot decode it
+    ("config", "{not json"),
+    ("history", "[1, 2"),
+    ("config", "[1, 2]"),
+])
+def test_a_corrupt_record_is_one_store_error_without_raw_bytes(tmp_path, column, value):
+    path = tmp_path / "r.sqlite"
+    with open_store(path) as store:
+        store.put(record())
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(f"UPDATE trials SET {column} = CAST(? AS TEXT)", (value,))
+    con.close()
+    before = _digest(tmp_path)
+    with open_store(path, readonly=True) as store:
+        with pytest.raises(StoreError, match="damaged trial record") as info:
+            store.records()
+    text = str(info.value)
+    assert "\n" not in text and "raw" not in text and "\\x" not in text
+    assert _digest(tmp_path) == before
+
+
+def test_a_store_that_cannot_be_written_is_refused_on_opening(tmp_path, monkeypatch):
+    """A read-only folder makes SQLite unable to create its journal: the first write
+    fails. Simulated with query_only (the tests may run as root, who may write anyway)."""
+    path = tmp_path / "r.sqlite"
+    with open_store(path) as store:
+        store.put(record())
+    before = _digest(tmp_path)
+    connect = sqlite3.connect
+
+    def read_only(*args, **kwargs):
+        con = connect(*args, **kwargs)
+        con.execute("PRAGMA query_only = ON")
+        return con
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    with pytest.raises(ValueError, match=r"cannot be written .*read-only\?\); it was left"):
+        open_store(path)
+    with open_store(path, readonly=True) as store:  # reading still works
+        assert len(store.records()) == 1
+    assert _digest(tmp_path) == before
+    monkeypatch.undo()
+    with open_store(path) as store:  # the check leaves no row behind
+        assert store.put(record(CONFIG.__class__(task="adding", model="gru", length=5)))
+        assert len(store.records()) == 2
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT count(*) FROM meta WHERE key = 'write-check'").fetchone()[0] == 0

@@ -179,7 +179,11 @@ class Store:
 
     def statuses(self) -> dict[str, str]:
         """key -> status for every trial in the store."""
-        return dict(self._con.execute("SELECT key, status FROM trials"))
+        try:
+            return dict(self._con.execute("SELECT key, status FROM trials"))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{str(self.path)!r} holds a damaged trial record "
+                             f"({type(exc).__name__}); it was left untouched") from None
 
     def get(self, key: str) -> dict | None:
         """The row of ``key``, or None."""
@@ -230,15 +234,31 @@ class Store:
         return cur.rowcount > 0
 
     def _select(self, where: str, args: Iterable = ()) -> Iterator[dict]:
-        cur = self._con.execute(f"SELECT {', '.join(_COLUMNS)} FROM trials {where}",
-                                tuple(args))
-        for values in cur:
-            row = dict(zip(_COLUMNS, values, strict=True))
-            for c in _JSON:
+        """Rows decoded; a record SQLite or JSON cannot read is one :class:`StoreError`
+        naming the store (and the column), never its raw bytes."""
+        try:
+            cur = self._con.execute(f"SELECT {', '.join(_COLUMNS)} FROM trials {where}",
+                                    tuple(args))
+            for values in cur:
+                yield self._decode(dict(zip(_COLUMNS, values, strict=True)))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{str(self.path)!r} holds a damaged trial record "
+                             f"({type(exc).__name__}); it was left untouched") from None
+
+    def _decode(self, row: dict) -> dict:
+        for c in _JSON:
+            try:
                 row[c] = None if row[c] is None else json.loads(row[c])
-            if row["solved"] is not None:
-                row["solved"] = bool(row["solved"])
-            yield row
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"{str(self.path)!r} holds a damaged trial record: its "
+                                 f"{c} is not JSON ({type(exc).__name__}); it was left "
+                                 "untouched") from None
+        if not isinstance(row["config"], dict):
+            raise StoreError(f"{str(self.path)!r} holds a damaged trial record: its config "
+                             "is not a JSON object; it was left untouched")
+        if row["solved"] is not None:
+            row["solved"] = bool(row["solved"])
+        return row
 
 
 def check_path(path: str | Path, *, readonly: bool = False) -> Path:
@@ -294,4 +314,23 @@ def open_store(path: str | Path, *, readonly: bool = False) -> Store:
         con.close()
         raise StoreError(f"{str(path)!r} is a damaged vanishing results store "
                          f"(quick_check: {check}); it was left untouched")
+    if not readonly:
+        _check_writable(path, con)
     return Store(path, con, readonly)
+
+
+def _check_writable(path: Path, con: sqlite3.Connection) -> None:
+    """Prove a write goes through (SQLite also needs to create its journal in the
+    folder) with a row inserted and rolled back, so that a sweep is refused before its
+    first trial rather than losing it; the file's content is unchanged either way."""
+    try:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("INSERT INTO meta VALUES ('write-check', '')")
+        finally:
+            if con.in_transaction:
+                con.rollback()
+    except sqlite3.Error as exc:
+        con.close()
+        raise ValueError(f"{str(path)!r} cannot be written ({exc}; is its folder "
+                         f"{str(path.parent)!r} read-only?); it was left untouched") from None
