@@ -64,3 +64,28 @@ def test_check_int():
     with pytest.raises(ValueError, match="64-bit"):
         check_int("--x", 2**63)
     assert LIMITS["hidden_size"] == 65_536 and LIMITS["steps"] == 10**7
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["probe", "--model", ""], "--model must not be empty (leave the option out"),
+    (["probe", "--model", "  "], "--model must not be empty"),
+    (["probe", "--task", ""], "--task must not be empty"),
+    (["descend", "", "--start", "1"], "expression must not be empty"),
+    (["sweep", "--models", "", "--db", "x.sqlite"], "--models must not be empty"),
+    (["tasks", "show", "language", "-o", "pairs=" + "1+" * 30_000 + "1"],
+     "must be at most 10,000 characters"),
+    (["tasks", "show", "language", "-o", "pairs=" + "1+" * 2_000 + "1"],
+     "'pairs': the value must be at most 1000 characters"),
+])
+def test_empty_and_overlong_text_is_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert message in _refused(argv, capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_deeply_nested_task_option_is_one_value_error():
+    from vanishing.cli.tasks import parse_options
+
+    assert parse_options(["pairs=4", "split=test"]) == {"pairs": 4, "split": "test"}
+    with pytest.raises(ValueError, match="at most 1000 characters"):
+        parse_options(["pairs=" + "[" * 5000])

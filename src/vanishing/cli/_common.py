@@ -74,14 +74,32 @@ def check_int(flag: str, value: int, most: int | None = None) -> int:
     return value
 
 
+#: Longest text any option or argument takes (a formula, a list, a KEY=VALUE pair).
+MAX_TEXT = 10_000
+
+
+def check_text(flag: str, value: str) -> str:
+    """The one check of a text option: not empty (an empty name is never the default:
+    an unset shell variable must not pick one) and at most :data:`MAX_TEXT` characters."""
+    if not value.strip():
+        hint = " (leave the option out for its default)" if flag.startswith("-") else ""
+        raise ValueError(f"{flag} must not be empty{hint}")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{flag} must be at most {MAX_TEXT:,} characters, got {len(value):,}")
+    return value
+
+
 def check_options(options: dict[str, object]) -> None:
     """:func:`check_int` on every integer among a command's parsed options, with the
-    bound of :data:`LIMITS` for its name (lists of integers too)."""
+    bound of :data:`LIMITS` for its name, and :func:`check_text` on every text (lists of
+    them too)."""
     for name, value in options.items():
         flag = _flag(name)
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(item, int) and not isinstance(item, bool):
                 check_int(flag, item, LIMITS.get(name))
+            elif isinstance(item, str):
+                check_text(flag, item)
 
 
 def _flag(name: str) -> str:

@@ -26,6 +26,8 @@ __all__ = ["tasks_app", "list_tasks", "show", "guess", "parse_options", "default
            "criterion", "MAX_SHOW_LENGTH"]
 
 MAX_SHOW_LENGTH = 10_000  # `show` prints every step of the sample; `guess` reads it per guess
+#: Longest value of one ``-o KEY=VALUE`` (the parser recurses on nested literals).
+MAX_OPTION_VALUE = 1000
 _WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 tasks_app = typer.Typer(
@@ -62,10 +64,16 @@ def parse_options(pairs: list[str] | None) -> dict:
         if not sep or not key.strip().isidentifier():
             raise ValueError(f"task option must look like KEY=VALUE, got {pair!r}")
         raw = raw.strip()
+        if len(raw) > MAX_OPTION_VALUE:
+            raise ValueError(f"task option {key.strip()!r}: the value must be at most "
+                             f"{MAX_OPTION_VALUE} characters, got {len(raw):,}")
         try:
             value = _WORDS[raw.lower()] if raw.lower() in _WORDS else ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             value = raw  # a bare word such as test
+        except (RecursionError, MemoryError):  # nested past what the parser can hold
+            raise ValueError(f"task option {key.strip()!r}: the value is nested too deeply "
+                             "to read") from None
         options[key.strip()] = value
     return options
 
