@@ -59,3 +59,32 @@ def test_tutorial_record_example_prints_what_the_tutorial_shows(capsys):
     shown = text[shown_start: text.index("```", shown_start)].strip()
     exec(compile(code, "tutorial.md", "exec"), {})
     assert capsys.readouterr().out.strip() == shown
+
+
+def test_integration_examples_run_as_written(tmp_path, monkeypatch):
+    """The README's TensorBoard, Lightning and W&B examples, each run (in a tmp folder)."""
+    import pytest
+
+    for name in ("tensorboard", "lightning", "wandb"):
+        pytest.importorskip(name, reason=f"pip install 'vanishing[{name}]' (CI installs it)")
+    monkeypatch.chdir(tmp_path)
+    text = README.read_text()
+    section = text[text.index("## Where you already look"):text.index("## Development")]
+    blocks, start = [], 0
+    while "```python" in section[start:]:
+        start = section.index("```python", start) + len("```python")
+        blocks.append(section[start: section.index("```", start)])
+    assert len(blocks) == 3
+    scope: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's own advice (num_workers, ...)
+        exec(compile(blocks[0].replace("range(100)", "range(2)"), "README.md", "exec"), scope)
+        assert list(scope["monitor"].traces) == [1]
+        assert list((tmp_path / "runs" / "my-lstm").iterdir())  # an events file
+        exec(compile(blocks[1], "README.md", "exec"), {})
+        metrics = next((tmp_path / "logs").rglob("metrics.csv")).read_text()
+        assert "vanishing/rnn.l0/horizon" in metrics
+        monkeypatch.setenv("WANDB_SILENT", "true")
+        monkeypatch.setenv("WANDB_MODE", "offline")  # restored after the test
+        exec(compile(blocks[2], "README.md", "exec"), scope)
+    assert list((tmp_path / "wandb-runs").rglob("*.wandb"))
