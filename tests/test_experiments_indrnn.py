@@ -1,8 +1,8 @@
 """Slow: IndRNN (Li et al. 2018) learns the adding problem at T = 500, where the tanh RNN
 stays at chance.
 
-Not "solves on two seeds in ~3 minutes": measured here (2 cores, shared), the budget below
-took 75-330 s a seed; seed 0 solved the task (validation MSE < 0.01) at step 750, test MSE
+Not "solves on two seeds in ~3 minutes": measured here (2 shared cores), the test took 326 s;
+seed 0 solved the task (validation MSE < 0.01) at step 750, test MSE
 0.0075; seed 1 ended at test MSE 0.0100 after 1200 steps, unsolved by the criterion. The
 test asserts what the budget achieved on both: test MSE < 0.02, an eighth of chance (1/6).
 Smaller budgets did less: 2 x 32 units, the cut at 400, 1000 steps: 0.082 and 0.021.
