@@ -89,10 +89,15 @@ def test_jacobian_and_recurrent_blocks_in_closed_form():
 def test_init_ranges(t):
     model = SequenceModel("indrnn", 50, 400, 1, num_layers=2, max_length=t, seed=0)
     lo, hi = 0.5 ** (1 / t), 2 ** (1 / t)
-    for cell in model.core.cells:  # a cell cannot know its depth: every layer as the last
+    lower_cell, top = model.core.cells  # the stack marks its lower layer, as the paper's
+    assert not lower_cell.last_layer and top.last_layer
+    u_low = lower_cell.weight_hh.detach()
+    assert 0 <= u_low.min() < 0.05 * hi and u_low.max() <= hi  # U(0, 2^(1/T))
+    for cell in model.core.cells:
         u = cell.weight_hh.detach()
-        assert cell.max_length == t and lo <= u.min() and u.max() <= hi
-        assert u.max() - u.min() > 0.9 * (hi - lo)
+        assert cell.max_length == t and u.max() <= hi
+        if cell is top:
+            assert lo <= u.min() and u.max() - u.min() > 0.9 * (hi - lo)
         assert cell.bias_ih.abs().max() == 0
         k = math.sqrt(6 / (65 * cell.input_size))  # kaiming_uniform_(a=8): U(-k, k)
         assert cell.weight_ih.abs().max() <= k and cell.weight_ih.abs().max() > 0.99 * k

@@ -56,6 +56,8 @@ class CellStack(nn.Module):
         self.num_layers = _checks.positive_int("num_layers", num_layers)
         self.cells = nn.ModuleList(make_cell(kind, input_size if i == 0 else hidden_size,
                                              hidden_size) for i in range(num_layers))
+        for cell in list(self.cells)[:-1]:
+            cell.last_layer = False  # initialised as a lower layer (IndRNN's u range)
 
     def forward(self, x: Tensor, state: list | None = None) -> tuple[Tensor, list]:
         """``state``: each layer's initial state (as the returned ``finals``), or None."""

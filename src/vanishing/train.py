@@ -203,7 +203,9 @@ def build_model_for(config: TrainConfig, input_size: int, output_size: int, *,
         config.model, input_size, config.hidden_size, output_size, tokens=tokens,
         embedding_size=config.embedding_size if tokens else None, readout=readout,
         num_layers=config.num_layers, seed=config.seed,
-        **({"max_length": config.length} if config.init == "chrono" else {}),
+        # the longest dependency, for chrono and for cells whose init or constraint
+        # reads it (IndRNN: |u| <= 2^(1/T))
+        max_length=config.length if config.init == "chrono" else max(config.length, 1),
         **{k: v for k, v in overrides.items() if v is not None},  # None: the model's preset
     )
     model.truncate = config.truncate

@@ -95,6 +95,9 @@ class Cell(nn.Module, abc.ABC):
     state_size: int = 1
     forget_gate: int | None = None
     gamma: float | None = None
+    #: False for the layers of a stack below its top (set by ``models.CellStack``), for
+    #: cells whose initialisation differs there (IndRNN)
+    last_layer: bool = True
     #: whether "initialise W_hh orthogonal" is advice this cell can take
     orthogonal_init: bool = True
     #: remedies of this cell's own, by verdict kind (``{"vanishing": "..."}``)
