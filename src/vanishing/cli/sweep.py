@@ -197,9 +197,9 @@ def sweep(ctx: typer.Context, task: TaskOption = "adding", models: ModelsOption 
         check_html_path(html)
     if ray is not None:
         check_ray_address(ray)  # an address where nothing listens fails now, not in minutes
-    check_writable_dir(out, "--out")
     with flag_errors("--db"):  # a bad path or a foreign file fails now, creating nothing:
         check_path(db)         # run_sweep reaches Ray before it creates the store
+    check_writable_dir(out, "--out")  # after every refusal that creates nothing
     where = f"Ray ({ray})" if ray else f"{workers} worker processes" if workers > 1 else \
         "this process"
     console.print(escape(f"Sweep: {len(configs)} trials of {task} ({', '.join(names)}) into "
