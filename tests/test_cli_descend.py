@@ -164,3 +164,23 @@ def test_plot_to_a_folder_an_empty_path_or_no_format_is_refused_before_any_work(
         assert message in result.stderr and result.stdout == ""
     assert list(tmp_path.iterdir()) == []
     assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
+
+
+def test_a_long_run_shows_progress_on_a_terminal(app, monkeypatch):
+    import sys
+
+    module = sys.modules["vanishing.cli.descend"]
+
+    calls = []
+    real = module.run_descent
+
+    def watched(*args, **kwargs):
+        calls.append(kwargs.get("progress") is not None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "show_progress", lambda quiet: True)
+    monkeypatch.setattr(module, "run_descent", watched)
+    result = run(app, "abs(w)", "--start", "1", "--lr", "1.5", "--steps", "10000", "--rows", "4")
+    assert result.exit_code == 0 and "max_steps, ran all 10000 steps" in result.output
+    short = run(app, "abs(w)", "--start", "1", "--lr", "1.5", "--steps", "50")
+    assert short.exit_code == 0 and calls == [True, False]

@@ -361,3 +361,11 @@ def test_a_loss_grown_past_the_bound_is_diverged_not_max_steps():
     assert path.losses[-2] <= DIVERGENCE_FACTOR
     # growth below the bound is left alone
     assert descend("w**2", [1.0], lr=1.5, steps=10).status == "max_steps"
+
+
+def test_progress_is_reported_every_thousand_steps():
+    calls = []
+    path = descend("abs(w)", [1.0], lr=1.5, steps=2500,
+                   progress=lambda done, total: calls.append((done, total)))
+    assert path.status == "max_steps" and path.steps == 2500
+    assert calls == [(1000, 2500), (2000, 2500)]

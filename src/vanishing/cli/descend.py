@@ -10,10 +10,10 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from vanishing.cli._common import console, handle_errors
+from vanishing.cli._common import console, err_console, handle_errors, show_progress
 from vanishing.descent import DescentPath, StepRegime, StepVerdict, step_size_verdict
 from vanishing.descent import descend as run_descent
-from vanishing.descent.core import DIVERGENCE_FACTOR
+from vanishing.descent.core import DIVERGENCE_FACTOR, PROGRESS_EVERY
 from vanishing.descent.expr import Expression, parse_expression
 
 __all__ = ["descend"]
@@ -70,7 +70,7 @@ def descend(
     w0 = _parse_start(start)
     if plot is not None:
         _check_plot(plot, f)
-    path = run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
+    path = _run(f, w0, lr, steps, momentum, tol)
     console.print(_table(f, path, rows))
     for line in _summary(path, tol) + _regime_lines(step_size_verdict(f, path), path):
         console.print(escape(line), soft_wrap=True)
@@ -81,6 +81,20 @@ def descend(
         if not plot.is_file():  # say only what was written
             raise ValueError(f"--plot: the figure was not written to {str(plot)!r}")
         console.print(f"plot: saved to {escape(str(plot))}")
+
+
+def _run(f: Expression, w0: list[float], lr: float, steps: int, momentum: float,
+         tol: float | None) -> DescentPath:
+    """The descent, with a progress bar on a terminal when it is long (Ctrl-C stops it
+    as one line, ``Aborted.``)."""
+    if steps < 10 * PROGRESS_EVERY or not show_progress(False):
+        return run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("descending", total=steps)
+        return run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol,
+                           progress=lambda done, total: bar.update(task, completed=done))
 
 
 def _check_plot(plot: Path, f: Expression) -> None:

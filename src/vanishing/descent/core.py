@@ -75,6 +75,8 @@ CostFunction = Callable[..., torch.Tensor]
 #: A run whose loss grows past this many times its start's magnitude (or 1, if larger)
 #: is ``"diverged"``, not left to overflow.
 DIVERGENCE_FACTOR = 1e12
+#: ``descend``'s ``progress`` callback is called every this many steps.
+PROGRESS_EVERY = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +127,7 @@ def descend(
     steps: int,
     momentum: float = 0.0,
     tol: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DescentPath:
     """Run at most ``steps`` steps of gradient descent on ``f`` from ``start``.
 
@@ -139,6 +142,8 @@ def descend(
         tol: stop as ``"converged"`` once :math:`\\|\\nabla L(w_k)\\|_2 \\le` ``tol`` (and,
             with momentum, :math:`\\|w_k - w_{k-1}\\|_2 \\le` ``tol``). ``None``: stop only at
             an exact fixed point (zero gradient, zero velocity).
+        progress: optional ``progress(step, steps)``, called every
+            :data:`PROGRESS_EVERY` steps (for a progress bar on long runs).
 
     Raises:
         ValueError: bad settings, a start of the wrong dimension or not finite, a loss
@@ -171,6 +176,8 @@ def descend(
             break
         if len(updates) == steps:
             break
+        if progress is not None and updates and len(updates) % PROGRESS_EVERY == 0:
+            progress(len(updates), steps)
         velocity = momentum * velocity - lr * grad
         w = w + velocity
         loss, grad = _value_and_grad(cost, w)
