@@ -86,5 +86,7 @@ def test_integration_examples_run_as_written(tmp_path, monkeypatch):
         assert "vanishing/rnn.l0/horizon" in metrics
         monkeypatch.setenv("WANDB_SILENT", "true")
         monkeypatch.setenv("WANDB_MODE", "offline")  # restored after the test
-        exec(compile(blocks[2], "README.md", "exec"), scope)
+        # an absolute folder: wandb's service process may have started in another folder
+        wandb_block = blocks[2].replace('"wandb-runs"', repr(str(tmp_path / "wandb-runs")))
+        exec(compile(wandb_block, "README.md", "exec"), scope)
     assert list((tmp_path / "wandb-runs").rglob("*.wandb"))
