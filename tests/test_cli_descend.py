@@ -166,6 +166,7 @@ def test_plot_to_a_folder_an_empty_path_or_no_format_is_refused_before_any_work(
     assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
 
 
+@pytest.mark.slow  # over a second: out of the quick subset, in the full suite
 def test_a_long_run_shows_progress_on_a_terminal(app, monkeypatch):
     import sys
 

@@ -50,6 +50,7 @@ def test_every_option_has_help():
     assert result.exit_code == 0 and "--retry-failed" in result.output
 
 
+@pytest.mark.slow  # over a second: out of the quick subset, in the full suite
 def test_tiny_sweep_then_rerun_then_report(tmp_path):
     db, out = tmp_path / "r.sqlite", tmp_path / "figs"
     result = runner.invoke(app, ["sweep", *TINY, "--db", str(db), "--out", str(out),
@@ -94,6 +95,7 @@ def test_report_of_a_task_this_code_does_not_know(tmp_path):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # over a second: out of the quick subset, in the full suite
 def test_workers_default_to_a_process_pool(tmp_path, monkeypatch):
     import vanishing.sweep as sweep_module
 

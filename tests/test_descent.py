@@ -172,6 +172,7 @@ def test_heavy_ball_in_two_dimensions_is_two_recurrences():
     np.testing.assert_allclose(path.iterates, np.column_stack([x, y]), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow  # over a second: out of the quick subset, in the full suite
 def test_rosenbrock_with_small_lr_approaches_its_minimum():
     def rosenbrock(x, y):
         return (1 - x) ** 2 + 100 * (y - x**2) ** 2

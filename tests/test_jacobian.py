@@ -52,6 +52,7 @@ def test_linear_rnn_with_normal_weights_gives_rho_to_the_power_lag(spectral):
     np.testing.assert_allclose(np.exp(jac.log_frobenius - expected_f), 1, rtol=1e-6)
 
 
+@pytest.mark.slow  # over a second: out of the quick subset, in the full suite
 def test_stable_at_4000_steps_far_below_float64():
     cell = _linear_cell(_normal_matrix([0.7, 0.6]))
     length = 4000
