@@ -622,10 +622,15 @@ def _as_scalar(loss: object) -> Tensor:
 def row_norms(t: Tensor) -> Tensor:
     """||t[..., :]||_2 over the last dimension, in float64, without squaring underflow.
 
-    sqrt(sum x^2) loses vectors below ~1e-154 (their squares underflow float64, and
-    denormals are flushed to zero while probing); scaling each vector by its largest
-    |entry| first keeps every norm down to the smallest normal float64, ~2.2e-308.
+    Below float64 (float32, bfloat16, float16), every square of a nonzero entry is a
+    normal float64 (the smallest float32, 1.4e-45, squares to 2e-90), so the norm is
+    accumulated in float64 directly. For float64 input, sqrt(sum x^2) would lose vectors
+    below ~1e-154 (their squares underflow, and denormals are flushed to zero while
+    probing); scaling each vector by its largest |entry| first keeps every norm down to
+    the smallest normal float64, ~2.2e-308.
     """
+    if t.dtype != torch.float64 and t.is_floating_point():
+        return torch.linalg.vector_norm(t, dim=-1, dtype=torch.float64)
     t = t.double()
     scale = t.abs().amax(dim=-1, keepdim=True)
     safe = torch.where((scale > 0) & torch.isfinite(scale), scale, torch.ones_like(scale))
