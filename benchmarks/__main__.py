@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table of side-by-side ratios.
 
-    .venv/bin/python -m benchmarks [--quick] [--only train,probe,...] [--threads N]
+    .venv/bin/python -m benchmarks [--quick] [--only train,probe,record,integrations,...] [--threads N]
 """
 
 from __future__ import annotations
@@ -11,10 +11,19 @@ import time
 
 import torch
 
-from . import bench_jacobian, bench_monitor, bench_probe, bench_roofline, bench_train
+from . import (
+    bench_integrations,
+    bench_jacobian,
+    bench_monitor,
+    bench_probe,
+    bench_record,
+    bench_roofline,
+    bench_train,
+)
 
-SECTIONS = {"train": bench_train, "probe": bench_probe, "monitor": bench_monitor,
-            "jacobian": bench_jacobian, "roofline": bench_roofline}
+SECTIONS = {"train": bench_train, "probe": bench_probe, "record": bench_record,
+            "monitor": bench_monitor, "jacobian": bench_jacobian, "roofline": bench_roofline,
+            "integrations": bench_integrations}
 
 
 def main() -> None:
