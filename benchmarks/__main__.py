@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table of side-by-side ratios.
 
-    .venv/bin/python -m benchmarks [--quick] [--only train,probe,record,integrations,...] [--threads N]
+    .venv/bin/python -m benchmarks [--quick] [--only train,probe,record,...] [--threads N]
 """
 
 from __future__ import annotations
