@@ -656,3 +656,24 @@ def test_silent_wrong_numbers_are_errors_now():
         model.core.weight_hh_l0[0, 0] = float("nan")
     with pytest.raises(ValueError, match="not finite"):
         hidden_gradients(model, x)
+
+
+def test_a_finished_recording_keeps_no_tensor_alive():
+    """The gradient hooks hold only the gradients' dict: a hook that held the recording
+    made a cycle through autograd that the garbage collector could not free (every
+    recording kept its whole graph, about 47 MB at T = 200, H = 128)."""
+    import gc
+    import weakref
+
+    from vanishing.probe import record
+
+    rnn = nn.GRU(3, 4, batch_first=True)
+    with record(rnn) as rec:
+        out = rnn(torch.randn(2, 5, 3, generator=_gen()))[0]
+        loss = out.sum()
+    assert rec.trace(loss).norms.shape == (5,)
+    watched = [weakref.ref(t) for t in rec._tape.watched]
+    assert watched
+    del rec, out, loss
+    gc.collect()
+    assert [r() for r in watched] == [None] * len(watched)

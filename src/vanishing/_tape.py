@@ -115,7 +115,10 @@ class Tape:
         if self._watching and t.requires_grad and id(t) not in self.index:
             i = self.index[id(t)] = len(self.watched)
             self.watched.append(t)
-            t.register_hook(lambda g, i=i: self.grads.__setitem__(i, g))
+            # the hook holds the dict only, never the tape: a hook that held the tape
+            # (which holds the tensor) would make a cycle through autograd that the
+            # garbage collector cannot see, and every recording would keep its graph
+            t.register_hook(functools.partial(_store, self.grads, i))
         return t
 
     def layer(self, name: str, kind: str, reverse: bool = False,
@@ -156,6 +159,10 @@ class Tape:
             else:
                 setattr(module, what, old)
         self._undo.clear()
+
+
+def _store(grads: dict, i: int, g: Tensor) -> None:
+    grads[i] = g
 
 
 def _cell_recur(recur, name: str, tape: Tape, xp_t: Tensor, state):
