@@ -177,7 +177,8 @@ class Cell(nn.Module, abc.ABC):
         """Every step at once, for a cell with ``parallel = True``: ``(hs, final state)``
         exactly as the loop of :meth:`recur` gives, with ``probe`` (N, L, H) added to each
         h_t when given."""
-        raise NotImplementedError(f"{type(self).__name__} has no parallel scan")
+        raise TypeError(f"{type(self).__name__} has no parallel scan; set parallel=False "
+                        f"to run its loop of recur")
 
     def recurrent_blocks(self) -> Tensor | None:
         """The square (H, H) matrices through which h_(t-1) enters each gate, (G, H, H):

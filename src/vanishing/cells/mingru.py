@@ -10,6 +10,7 @@ run either as a loop of :meth:`~MinimalCell.recur` or, with ``parallel=True``, b
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -133,13 +134,13 @@ class MinimalCell(Cell):
         if forget_bias is not None and self.forget_gate is not None and b is not None:
             b[self.forget_gate * h:(self.forget_gate + 1) * h] = float(forget_bias)
 
+    @abc.abstractmethod
     def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         """(a, b) from the projected input xp (..., G*H), each (..., H)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         """(log a, b), log a computed stably from the gate pre-activations."""
-        raise NotImplementedError
 
     def recur(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         a, b = self.coefficients(xp_t)
