@@ -12,6 +12,7 @@ import time
 import torch
 
 from . import (
+    bench_cells,
     bench_integrations,
     bench_jacobian,
     bench_monitor,
@@ -23,7 +24,7 @@ from . import (
 
 SECTIONS = {"train": bench_train, "probe": bench_probe, "record": bench_record,
             "monitor": bench_monitor, "jacobian": bench_jacobian, "roofline": bench_roofline,
-            "integrations": bench_integrations}
+            "integrations": bench_integrations, "cells": bench_cells}
 
 
 def main() -> None:

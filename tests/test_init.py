@@ -90,3 +90,22 @@ def test_chrono_biases_lie_in_the_stated_range(core):
         SequenceModel(core, 3, h, 1, init="chrono")
     with pytest.raises(ValueError, match="gated cell"):
         SequenceModel("rnn_tanh", 3, h, 1, init="chrono", max_length=t_max)
+
+
+@pytest.mark.parametrize("core", ["lstm", "gru"])
+def test_chrono_through_build_model_and_train_is_not_overwritten_by_the_preset(core):
+    """build_model's LSTM preset (forget bias 1) must not overwrite chrono's forget bias
+    (it did: chrono's b_i = -b_f stayed, so the gates were f = sigmoid(1), i ~ 0)."""
+    from vanishing.models import build_model
+    from vanishing.train import TrainConfig, build
+
+    t_max, h = 500, 32
+    models = [build_model(core, 3, h, 1, init="chrono", max_length=t_max, seed=1),
+              build(TrainConfig(task="adding", model=core, length=t_max, hidden_size=h,
+                                init="chrono"))[1]]
+    for m in models:
+        b = (m.core.bias_ih_l0 + m.core.bias_hh_l0).detach()[h:2 * h]  # the keep gate
+        assert float(b.min()) >= 0.0 and float(b.max()) <= np.log(t_max - 1) + 1e-6
+        assert float(b.median()) > 3.0  # log U[1, 499]: median log 250 = 5.5, not 1
+    with pytest.raises(ValueError, match="forget_bias=2.*chrono.*give one"):
+        build_model(core, 3, h, 1, init="chrono", max_length=t_max, forget_bias=2.0)

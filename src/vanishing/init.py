@@ -95,7 +95,8 @@ def initialize(
         module: a cell, a fused ``torch.nn`` recurrent module, or a model containing them.
         scheme: ``default``, ``orthogonal`` or ``identity`` (see module doc).
         radius: if given (> 0), rescale each (H, H) gate block of W_hh to this spectral radius.
-        forget_bias: if given, LSTM forget-gate bias (b_if = forget_bias, b_hf = 0).
+        forget_bias: if given, LSTM forget-gate bias (b_if = forget_bias, b_hf = 0); not
+            with ``chrono``, which draws that bias itself.
         generator: the source of randomness (a ``torch.Generator``); None uses a fresh one
             seeded 0, so results never depend on the global seed.
         options: scheme settings passed to each cell's
@@ -111,6 +112,9 @@ def initialize(
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)) or \
                 not math.isfinite(forget_bias):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+        if scheme == "chrono":
+            raise ValueError(f"forget_bias={forget_bias!r} and init 'chrono' both set the "
+                             f"forget-gate bias; give one of them")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     layers = _layers(module)

@@ -256,9 +256,11 @@ def build_model(
     """Build a model by name (:data:`MODELS`), applying the name's preset init.
 
     ``irnn`` is a relu RNN with identity init; ``lstm`` gets forget-gate bias 1 unless
-    ``forget_bias`` is given. Other keyword arguments go to :class:`SequenceModel`.
+    ``forget_bias`` is given or ``init="chrono"`` (which draws that bias itself). Other
+    keyword arguments go to :class:`SequenceModel`.
     """
     preset = MODELS[_checks.one_of("model", name, MODELS)]
     kwargs.setdefault("init", preset.init)
-    kwargs.setdefault("forget_bias", preset.forget_bias)
+    if kwargs["init"] != "chrono":
+        kwargs.setdefault("forget_bias", preset.forget_bias)
     return SequenceModel(preset.core, input_size, hidden_size, output_size, **kwargs)
