@@ -12,6 +12,7 @@ import typer
 from .. import __version__
 from .demo import demo
 from .descend import descend
+from .explore import explore
 from .probe import probe
 from .sweep import sweep
 from .tasks import tasks_app
@@ -43,6 +44,7 @@ def _root(
 
 app.command("demo")(demo)
 app.command("descend")(descend)
+app.command("explore")(explore)
 app.command("probe")(probe)
 app.command("sweep")(sweep)
 app.add_typer(tasks_app, name="tasks")
