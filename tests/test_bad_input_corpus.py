@@ -103,6 +103,65 @@ CLI += [
     ["train", "--task", "nosuchtask"],
     ["train", "--lr", "-1"],
     ["demo", "--models", ""],
+    # each fixed in this file's second round (the test failed before the fix):
+    ["descend", "w**2", "--start", "1", "--rows", "-1"],  # was: every row, exit 0
+    ["descend", "sqrt(w)", "--start", "0"],  # gradient inf at the start: was exit 0
+    ["probe", "--length", "200000", "--batch", "1"],  # past any task's length: was run
+    ["train", "--task", "adding", "--length", "200000"],
+    ["sweep", "--lengths", "10,200000", "--db", "new.sqlite"],  # was: workers started
+    ["train", "--model", "rnn_tanh", "--forget-bias", "2"],  # no forget gate: was ignored
+    ["train", "--model", "exprnn", "--forget-bias", "2"],
+    ["tasks", "show", "language", "-o", "pairs=3", "-o", "pairs=4"],  # was: the last won
+    # refused before already, each a different kind of mistake:
+    ["demo", "--models", "lstm,lstm"],
+    ["demo", "--models", "lstm,nosuch"],
+    ["demo", "--out", "notes.txt"],
+    ["demo", "--html", "nofolder/r.html"],
+    ["demo", "--device", "cuda"],
+    ["demo", "--gap", "-1"],
+    ["descend", "w**2", "--start", "1", "--momentum", "1"],
+    ["descend", "w**2", "--start", "1", "--tol", "nan"],
+    ["descend", "w**2", "--start", "1", "--vars", "w,w"],
+    ["descend", "w**2", "--start", "1", "--vars", "x"],
+    ["descend", "x+y", "--start", "1"],
+    ["descend", "w**2", "--start", "1e400"],
+    ["descend", "x+y+z", "--start", "1,1,1", "--plot", "x.png"],
+    ["descend", "w.real", "--start", "1"],
+    ["descend", "w**2**2", "--start", "2"],
+    ["descend", "exp(exp(exp(w)))", "--start", "10"],
+    ["probe", "--rows", "-1"],
+    ["probe", "--max-lag", "-1"],
+    ["probe", "--length", "0"],
+    ["probe", "--model", "indrnn", "--init", "chrono"],
+    ["probe", "--model", "exprnn", "--radius", "2"],
+    ["probe", "--task", "adding", "--input-size", "3"],
+    ["probe", "--checkpoint", "weights.pt", "--hidden-size", "3"],
+    ["probe", "--checkpoint", "foreign.sqlite"],
+    ["probe", "--html", "nofolder/x.html"],
+    ["probe", "--device", "tpu"],
+    ["tasks", "show", "digits", "-o", "split=nosuch"],
+    ["tasks", "show", "language", "-o", "distractors=maybe"],
+    ["tasks", "show", "adding", "-o", "nosuchkey=1"],
+    ["tasks", "show", "temporal-order", "-L", "2"],
+    ["tasks", "show", "adding", "--seed", "-1"],
+    ["tasks", "-L", "-1"],
+    ["train", "--truncate", "0"],
+    ["train", "--floss", "-1"],
+    ["train", "--floss", "nan"],
+    ["train", "--model", "lstm", "--init", "chrono", "--length", "2"],
+    ["train", "--model", "indrnn", "--task", "adding", "--length", "5", "--radius", "3"],
+    ["train", "--save", "sub"],
+    ["train", "--optimizer", "rmsprop"],
+    ["train", "--clip", "nan"],
+    ["sweep", "--lrs", "x:1", "--db", "new.sqlite"],
+    ["sweep", "--lrs", "lstm:", "--db", "new.sqlite"],
+    ["sweep", "--lengths", "1.5", "--db", "new.sqlite"],
+    ["sweep", "--db", "empty.pt"],
+    ["sweep", "--report", "foreign.sqlite", "--db", "foreign.sqlite"],
+    ["sweep", "--task", "digits", "--lengths", "10", "--db", "new.sqlite"],
+    ["sweep", "--seeds", "0", "--db", "new.sqlite"],
+    ["sweep", "--workers", "0", "--db", "new.sqlite"],
+    ["sweep"],
 ]
 
 
@@ -128,7 +187,7 @@ def _api_cases():
     model = build_model("lstm", 3, 4, 2)
     x = torch.randn(2, 5, 3)
     language = get_task("language")
-    return {
+    return {**_more_api_cases(), **{
         "checkpoint: bare state dict": lambda: load_checkpoint("weights.pt"),
         "checkpoint: refused pickle": lambda: load_checkpoint("evil.pt"),
         "checkpoint: empty file": lambda: load_checkpoint("empty.pt"),
@@ -151,12 +210,113 @@ def _api_cases():
         "descend: nan start": lambda: descend("w**2", [float("nan")], lr=0.1, steps=3),
         "descend: zero steps": lambda: descend("w**2", [1.0], lr=0.1, steps=0),
         "descend: hostile": lambda: descend("__import__('os')", [1.0], lr=0.1, steps=3),
+    }}
+
+
+def _more_api_cases():
+    """Case -> (call, a word the message must hold: what was expected)."""
+    from vanishing.cells.base import make_cell
+    from vanishing.cells.indrnn import IndRNNCell
+    from vanishing.cells.lru import LRUCell
+    from vanishing.descent import classify_step_size, descend, hessian_at
+    from vanishing.diagnose import diagnose
+    from vanishing.init import initialize, spectral_radius
+    from vanishing.jacobian import jacobian_products, lyapunov_exponents
+    from vanishing.models import build_model
+    from vanishing.monitor import GradientMonitor
+    from vanishing.probe import input_gradients, layer_gradients
+    from vanishing.sweep import grid, run_sweep
+    from vanishing.sweep.store import open_store
+    from vanishing.tasks import get_task
+    from vanishing.train import TrainConfig, load_checkpoint
+    from vanishing.unroll import unroll
+
+    rnn, cell = build_model("rnn_tanh", 3, 4, 2), make_cell("rnn_tanh", 3, 4)
+    x = torch.randn(2, 5, 3)
+    adding = get_task("adding")
+    return {
+        # each fixed in this round (the test failed before the fix):
+        "get_task: unknown option names the known": (
+            lambda: get_task("language", nosuch=1), "expected one of pairs, distractors"),
+        "chance_loss: length past any task's": (lambda: adding.chance_loss(10**9), "at most"),
+        "grid: length past the task's": (
+            lambda: grid("adding", ["lstm"], [10**9], 1), "at most"),
+        "build_model: forget_bias on a cell with no forget gate": (
+            lambda: build_model("rnn_tanh", 3, 4, 2, forget_bias=1.0), "forget gate"),
+        "initialize: forget_bias on a GRU": (
+            lambda: initialize(build_model("gru", 3, 4, 2), forget_bias=1.0), "forget gate"),
+        "make_cell: negative hidden_size": (lambda: make_cell("lstm", 3, -4), "hidden_size"),
+        "diagnose: max_growth below 1": (lambda: diagnose(rnn, x, max_growth=-1.0), ">= 1"),
+        "descend: gradient inf at the start": (
+            lambda: descend("sqrt(w)", 0.0, lr=0.1, steps=3), "gradient"),
+        # refused before already:
+        "unroll: wrong features": (lambda: unroll(cell, torch.randn(2, 5, 7)), "3 features"),
+        "unroll: lengths past T": (
+            lambda: unroll(cell, x, lengths=torch.tensor([9, 1])), "[1, 5]"),
+        "unroll: float lengths": (
+            lambda: unroll(cell, x, lengths=torch.tensor([2.5, 1.0])), "integer"),
+        "unroll: not a cell": (lambda: unroll(torch.nn.Linear(3, 4), x), "Cell"),
+        "unroll: wrong state": (lambda: unroll(cell, x, torch.zeros(3, 4)), "(2, 4)"),
+        "make_cell: unknown lists the known": (lambda: make_cell("nosuch", 3, 4), "lstm"),
+        "build_model: size as a string": (lambda: build_model("lstm", "3", 4, 2), "int"),
+        "input_gradients: empty batch": (
+            lambda: input_gradients(rnn, torch.randn(0, 5, 3)), "batch >= 1"),
+        "input_gradients: inf": (
+            lambda: input_gradients(rnn, torch.full((2, 5, 3), float("inf"))), "finite"),
+        "layer_gradients: no recurrent step": (
+            lambda: layer_gradients(torch.nn.Linear(3, 2), x), "recurrent"),
+        "descend: momentum 1": (
+            lambda: descend("w**2", 1.0, lr=0.1, steps=3, momentum=1.0), "momentum < 1"),
+        "descend: steps a float": (lambda: descend("w**2", 1.0, lr=0.1, steps=3.0), "integer"),
+        "descend: empty start": (lambda: descend("w**2", [], lr=0.1, steps=3), "non-empty"),
+        "descend: f returns a vector": (
+            lambda: descend(lambda w: torch.stack([w, w]), 1.0, lr=0.1, steps=3), "scalar"),
+        "hessian_at: NaN point": (lambda: hessian_at("w**2", float("nan")), "finite"),
+        "classify_step_size: NaN curvature": (
+            lambda: classify_step_size(0.1, float("nan")), "finite"),
+        "task loss: shape": (lambda: adding.loss(torch.zeros(2, 1), torch.zeros(2)), "shape"),
+        "task heldout: unknown part": (
+            lambda: adding.heldout(10, 2, torch.Generator(), part="train"), "validation"),
+        "task sample: generator an int": (
+            lambda: adding.sample(10, 2, 0), "torch.Generator"),
+        "load_checkpoint: missing": (lambda: load_checkpoint("missing.pt"), "does not exist"),
+        "load_checkpoint: a SQLite file": (lambda: load_checkpoint("foreign.sqlite"),
+                                           "not a readable vanishing checkpoint"),
+        "open_store: text file": (lambda: open_store("notes.txt"), "not an SQLite database"),
+        "open_store: folder": (lambda: open_store("sub"), "not a file"),
+        "open_store: read-only, missing": (
+            lambda: open_store("missing.sqlite", readonly=True), "does not exist"),
+        "grid: models a string": (lambda: grid("adding", "lstm", [10], 1), "list"),
+        "grid: unknown option": (
+            lambda: grid("adding", ["lstm"], [10], 1, nosuch=1), "TrainConfig fields"),
+        "run_sweep: no configs": (lambda: run_sweep([], "new.sqlite"), "non-empty"),
+        "TrainConfig: truncate 0": (lambda: TrainConfig(truncate=0), "positive"),
+        "TrainConfig: floss negative": (lambda: TrainConfig(floss=-1.0), "> 0"),
+        "TrainConfig: unknown optimizer": (lambda: TrainConfig(optimizer="rmsprop"), "adam"),
+        "GradientMonitor: every 0": (lambda: GradientMonitor(rnn, every=0), "positive"),
+        "GradientMonitor: no recurrent step": (
+            lambda: GradientMonitor(torch.nn.Linear(2, 2)), "recurrent"),
+        "jacobian_products: unknown layer": (
+            lambda: jacobian_products(rnn, x, layer="nosuch"), "core.l0"),
+        "lyapunov_exponents: k past the state": (
+            lambda: lyapunov_exponents(cell, x, k=99), "[1, 4]"),
+        "initialize: unknown scheme": (lambda: initialize(rnn, "nosuch"), "orthogonal"),
+        "initialize: chrono without max_length": (
+            lambda: initialize(build_model("lstm", 3, 4, 2), "chrono"), "max_length"),
+        "spectral_radius: not square": (
+            lambda: spectral_radius(torch.ones(3, 2)), "square"),
+        "IndRNN: no bound at T = 0": (lambda: IndRNNCell(3, 4, max_length=0), ">= 1"),
+        "LRU: r_min >= r_max": (lambda: LRUCell(3, 4, r_min=0.9, r_max=0.5), "below r_max"),
+        "LRU: r_max past 1": (lambda: LRUCell(3, 4, r_max=1.5), "(0, 1)"),
     }
 
 
 @pytest.mark.parametrize("case", list(_api_cases()))
 def test_api_bad_input_is_one_error_line_and_files_unchanged(case, folder):
+    call, expected = (_api_cases()[case], "") if callable(_api_cases()[case]) else \
+        _api_cases()[case]
     with pytest.raises((ValueError, TypeError)) as info:
-        _api_cases()[case]()
+        call()
     assert "\n" not in str(info.value).strip(), str(info.value)
+    assert expected in str(info.value), (expected, str(info.value))
     assert folder()

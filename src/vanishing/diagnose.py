@@ -269,6 +269,10 @@ def classify(
       ``min_horizon`` steps (default: the whole sequence, T - 1).
     * ``healthy`` otherwise.
     """
+    if isinstance(max_growth, bool) or not isinstance(max_growth, (int, float)) or \
+            not 1 <= max_growth < math.inf:  # below 1 the last step itself "explodes"
+        raise ValueError(f"max_growth must be a finite number >= 1 (a factor over the last "
+                         f"step's ||dL/dh_T||), got {max_growth!r}")
     norms = np.asarray(trace.norms, dtype=np.float64)
     if not np.all(np.isfinite(norms)):
         bad = int(np.nonzero(~np.isfinite(norms))[0][-1])

@@ -120,6 +120,12 @@ def initialize(
     layers = _layers(module)
     if not layers:
         raise ValueError(f"initialize: {type(module).__name__} contains no recurrent layer")
+    if forget_bias is not None:
+        ungated = sorted({type(layer.cell).__name__ for layer in layers
+                          if layer.cell.forget_gate is None})
+        if ungated:  # never a setting silently ignored
+            raise ValueError(f"forget_bias={forget_bias!r} applies to cells with a forget "
+                             f"gate (lstm, minlstm); {', '.join(ungated)} has none")
     for layer in layers:
         for key, p in layer.cell.weights().items():
             if not isinstance(p, nn.Parameter):

@@ -361,8 +361,12 @@ def save_checkpoint(path: str | Path, result: TrainResult) -> Path:
         "steps": result.steps,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint under the real name
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)  # never leave a half-written checkpoint under the real name
+    except BaseException:  # Ctrl-C or a full disk: no stray .tmp either
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

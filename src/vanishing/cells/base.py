@@ -81,7 +81,10 @@ def register(name: str, factory: Callable[..., Cell]) -> Callable[..., Cell]:
 def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True) -> Cell:
     """A cell by name (:data:`CELLS`: ``rnn_tanh``, ``rnn_relu``, ``rnn_linear``, ``lstm``,
     ``gru``, and any cell registered since)."""
-    return CELLS[one_of("cell", name, CELLS)](input_size, hidden_size, bias=bias)
+    factory = CELLS[one_of("cell", name, CELLS)]
+    positive_int("input_size", input_size)  # before any factory (torch's own messages
+    positive_int("hidden_size", hidden_size)  # name other arguments)
+    return factory(input_size, hidden_size, bias=bias)
 
 
 class Cell(nn.Module, abc.ABC):

@@ -48,6 +48,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
+def interrupted(what: str = "") -> typer.Exit:
+    """Print the one line of a Ctrl-C on stderr (``interrupted (Ctrl-C)`` and ``what``
+    was kept) and return the ``typer.Exit`` (code 130) to raise."""
+    err_console.print(f"interrupted (Ctrl-C){'; ' + escape(what) if what else ''}",
+                      soft_wrap=True)
+    return typer.Exit(INTERRUPTED)
+
+
 #: Largest integer any numeric option takes (torch and NumPy index with int64).
 INT64_MAX = 2**63 - 1
 #: Stated maxima of the CLI's numeric options, by parameter name; every command's
@@ -112,14 +124,17 @@ def _flag(name: str) -> str:
 
 
 def handle_errors(func: F) -> F:
-    """Decorate a command so library errors end as one line and exit code 2; its integer
-    options are range-checked (:func:`check_options`) before it runs."""
+    """Decorate a command so library errors end as one line and exit code 2, and Ctrl-C
+    as one line and exit code 130 (:func:`interrupted`); its integer options are
+    range-checked (:func:`check_options`) before it runs."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             check_options(kwargs)
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise interrupted() from None
         except (ValueError, TypeError, OSError) as exc:
             raise fail(f"{type(exc).__name__}: {exc}") from None
         except (MemoryError, RuntimeError) as exc:

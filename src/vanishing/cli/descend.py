@@ -10,8 +10,20 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from vanishing.cli._common import console, err_console, handle_errors, show_progress
-from vanishing.descent import DescentPath, StepRegime, StepVerdict, step_size_verdict
+from vanishing.cli._common import (
+    console,
+    err_console,
+    handle_errors,
+    interrupted,
+    show_progress,
+)
+from vanishing.descent import (
+    DescentInterrupted,
+    DescentPath,
+    StepRegime,
+    StepVerdict,
+    step_size_verdict,
+)
 from vanishing.descent import descend as run_descent
 from vanishing.descent.core import DIVERGENCE_FACTOR, PROGRESS_EVERY
 from vanishing.descent.expr import Expression, parse_expression
@@ -70,10 +82,18 @@ def descend(
     w0 = _parse_start(start)
     if plot is not None:
         _check_plot(plot, f)
-    path = _run(f, w0, lr, steps, momentum, tol)
+    if rows < 0:
+        raise ValueError(f"--rows must be >= 0 (0: all), got {rows}")
+    try:
+        path = _run(f, w0, lr, steps, momentum, tol)
+    except DescentInterrupted as stop:  # the path so far, then one line on stderr
+        path = stop.path
     console.print(_table(f, path, rows))
     for line in _summary(path, tol) + _regime_lines(step_size_verdict(f, path), path):
         console.print(escape(line), soft_wrap=True)
+    if path.status == "interrupted":
+        raise interrupted(f"the {path.steps} steps taken are shown above"
+                          f"{'; no plot was saved' if plot is not None else ''}")
     if plot is not None:
         from vanishing.descent.plot import plot_descent  # matplotlib only when asked
 
@@ -85,8 +105,8 @@ def descend(
 
 def _run(f: Expression, w0: list[float], lr: float, steps: int, momentum: float,
          tol: float | None) -> DescentPath:
-    """The descent, with a progress bar on a terminal when it is long (Ctrl-C stops it
-    as one line, ``Aborted.``)."""
+    """The descent, with a progress bar on a terminal when it is long (Ctrl-C stops it:
+    :class:`~vanishing.descent.DescentInterrupted` carries the path so far)."""
     if steps < 10 * PROGRESS_EVERY or not show_progress(False):
         return run_descent(f, w0, lr=lr, steps=steps, momentum=momentum, tol=tol)
     from rich.progress import Progress
@@ -163,6 +183,8 @@ def _summary(path: DescentPath, tol: float | None) -> list[str]:
                    if not np.isfinite(last).all() else
                    f"diverged at step {n} (the loss grew past {DIVERGENCE_FACTOR:g} times "
                    "its start's)")
+    elif path.status == "interrupted":
+        stopped = f"interrupted (Ctrl-C) after {n} step{'s' * (n != 1)}"
     else:
         stopped = f"max_steps, ran all {n} steps"
     grad_name = f"|dL/d{path.variables[0]}|" if len(path.variables) == 1 else "|grad|"

@@ -34,6 +34,7 @@ from vanishing.report import probe_text
 from vanishing.report.connectivity import Connectivity, task_connectivity
 from vanishing.report.html import Provenance, check_html_path
 from vanishing.tasks import Task, get_task, task_names
+from vanishing.tasks.base import MAX_LENGTH
 from vanishing.train import TrainConfig, build, build_model_for, load_checkpoint, probe_inputs
 
 __all__ = ["probe"]
@@ -221,6 +222,9 @@ def _build(name: str, task_name: str | None, length: int, batch: int, seed: int,
                          hidden_size=hidden, num_layers=layers, seed=seed, init=init,
                          radius=radius)
     if task_name is None:  # random input: config.task is not read
+        if length > MAX_LENGTH:  # a task bounds its own lengths
+            raise ValueError(f"--length must be at most {MAX_LENGTH:,} (every step is held "
+                             f"in memory), got {length:,}")
         return _Probed(name, build_model_for(config, input_size, 1), None, None, length)
     task, net = build(config)
     task.check(length, batch, torch.Generator())

@@ -74,6 +74,8 @@ def parse_options(pairs: list[str] | None) -> dict:
         except (RecursionError, MemoryError):  # nested past what the parser can hold
             raise ValueError(f"task option {key.strip()!r}: the value is nested too deeply "
                              "to read") from None
+        if key.strip() in options:
+            raise ValueError(f"task option {key.strip()!r} is given twice; give it once")
         options[key.strip()] = value
     return options
 

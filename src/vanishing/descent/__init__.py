@@ -6,6 +6,7 @@ matplotlib).
 
 from .core import (
     CostFunction,
+    DescentInterrupted,
     DescentPath,
     Status,
     StepRegime,
@@ -19,6 +20,7 @@ from .core import (
 )
 from .expr import Expression, ExpressionError, parse_expression
 
-__all__ = ["CostFunction", "DescentPath", "Status", "StepRegime", "StepVerdict", "Trace",
-           "classify_step_size", "curvature_at", "descend", "hessian_at", "step_size_verdict",
+__all__ = ["CostFunction", "DescentInterrupted", "DescentPath", "Status", "StepRegime",
+           "StepVerdict", "Trace", "classify_step_size", "curvature_at", "descend", "hessian_at",
+           "step_size_verdict",
            "Expression", "ExpressionError", "parse_expression"]

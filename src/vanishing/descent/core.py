@@ -58,6 +58,7 @@ __all__ = [
     "Status",
     "StepRegime",
     "StepVerdict",
+    "DescentInterrupted",
     "DescentPath",
     "Trace",
     "classify_step_size",
@@ -67,7 +68,7 @@ __all__ = [
     "step_size_verdict",
 ]
 
-Status = Literal["converged", "max_steps", "diverged"]
+Status = Literal["converged", "max_steps", "diverged", "interrupted"]
 #: A cost function :math:`L`: one 0-d float64 tensor per coordinate in, a scalar tensor out.
 CostFunction = Callable[..., torch.Tensor]
 
@@ -94,7 +95,8 @@ class DescentPath:
             last update's norm, at most ``tol``), ``"max_steps"`` (ran all ``steps``),
             ``"diverged"`` (the last iterate, loss or gradient is inf or NaN, or the
             loss has grown past :data:`DIVERGENCE_FACTOR` times its start's magnitude,
-            or 1 if that is smaller; that last row is kept).
+            or 1 if that is smaller; that last row is kept), ``"interrupted"`` (Ctrl-C:
+            the steps taken until then, carried by :class:`DescentInterrupted`).
         variables: names of the coordinates of ``w``.
         lr, momentum: the settings used.
     """
@@ -147,7 +149,9 @@ def descend(
 
     Raises:
         ValueError: bad settings, a start of the wrong dimension or not finite, a loss
-            that is not finite at ``start``, or a rejected expression.
+            or gradient that is not finite at ``start``, or a rejected expression.
+        DescentInterrupted: Ctrl-C (``KeyboardInterrupt``) during the run; its ``path``
+            holds the steps taken until then.
 
     Overflow during the run is not an error: the path ends with status ``"diverged"``,
     and so does a loss grown past ``DIVERGENCE_FACTOR * max(|L(w_0)|, 1)``.
@@ -163,19 +167,46 @@ def descend(
             f"descend: the loss is {loss} at the start {_point(w)}; "
             "expected a finite value, pick a start inside the function's domain"
         )
+    if not _finite(grad):
+        raise ValueError(
+            f"descend: the gradient is not finite at the start {_point(w)} "
+            f"({_point(grad.numpy())}); expected finite values, pick a start inside the "
+            "function's domain, off its edge"
+        )
     iterates, losses, gradients, updates = [w], [loss], [grad], []
+    try:
+        status = _steps(cost, iterates, losses, gradients, updates, lr=lr, steps=steps,
+                        momentum=momentum, tol=tol, progress=progress)
+    except KeyboardInterrupt:
+        path = _path(iterates, losses, gradients, updates, "interrupted", names, lr, momentum)
+        raise DescentInterrupted(path) from None
+    return _path(iterates, losses, gradients, updates, status, names, lr, momentum)
+
+
+class DescentInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`descend`; ``path`` holds the steps taken until then (status
+    ``"interrupted"``). A ``KeyboardInterrupt``, so code that does not look for it stops
+    as on any Ctrl-C."""
+
+    def __init__(self, path: DescentPath) -> None:
+        super().__init__(f"descend interrupted after {path.steps} steps")
+        self.path = path
+
+
+def _steps(cost: CostFunction, iterates: list, losses: list, gradients: list, updates: list,
+           *, lr: float, steps: int, momentum: float, tol: float,
+           progress: Callable[[int, int], None] | None) -> Status:
+    """The update rule, appending to the lists in place (so an interrupt keeps them)."""
+    w, loss, grad = iterates[-1], losses[-1], gradients[-1]
     velocity = torch.zeros_like(w)
-    status: Status = "max_steps"
     bound = DIVERGENCE_FACTOR * max(abs(loss), 1.0)
     while True:
         if not (math.isfinite(loss) and _finite(w) and _finite(grad)) or loss > bound:
-            status = "diverged"
-            break
+            return "diverged"
         if _norm(grad) <= tol and (momentum == 0 or _norm(velocity) <= tol):
-            status = "converged"
-            break
+            return "converged"
         if len(updates) == steps:
-            break
+            return "max_steps"
         if progress is not None and updates and len(updates) % PROGRESS_EVERY == 0:
             progress(len(updates), steps)
         velocity = momentum * velocity - lr * grad
@@ -185,12 +216,19 @@ def descend(
         losses.append(loss)
         gradients.append(grad)
         updates.append(velocity)
-    dim = len(names)
+
+
+def _path(iterates: list, losses: list, gradients: list, updates: list, status: Status,
+          names: tuple[str, ...], lr: float, momentum: float) -> DescentPath:
+    """The lists as a :class:`DescentPath`; rows an interrupt left half appended are cut
+    (every iterate has its loss and gradient, every step its update)."""
+    n = min(len(iterates), len(losses), len(gradients), len(updates) + 1)
+    updates = updates[: n - 1]
     return DescentPath(
-        iterates=torch.stack(iterates).numpy(),
-        losses=np.array(losses, dtype=np.float64),
-        gradients=torch.stack(gradients).numpy(),
-        updates=torch.stack(updates).numpy() if updates else np.zeros((0, dim)),
+        iterates=torch.stack(iterates[:n]).numpy(),
+        losses=np.array(losses[:n], dtype=np.float64),
+        gradients=torch.stack(gradients[:n]).numpy(),
+        updates=torch.stack(updates).numpy() if updates else np.zeros((0, len(names))),
         status=status,
         variables=names,
         lr=float(lr),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -28,6 +29,10 @@ __all__ = ["Task", "ClassificationTask", "TASKS", "HELDOUT_PARTS", "register", "
 HELDOUT_PARTS = ("validation", "test")
 
 
+#: The longest length any task takes (see :attr:`Task.max_length`).
+MAX_LENGTH = 100_000
+
+
 class Task(abc.ABC):
     """Base class. Subclasses set the class attributes and implement the abstract methods.
 
@@ -38,6 +43,8 @@ class Task(abc.ABC):
         output_size: outputs of the readout (classes, or regression targets).
         readout: ``last`` (one answer at the end) or ``all`` (an answer at every step).
         min_length: the smallest ``length`` the task's layout allows.
+        max_length: the largest ``length`` taken (:data:`MAX_LENGTH`): every step of a
+            batch is held in memory, and a length past it would exhaust any machine's.
         metric: the headline metric reported in tables (e.g. ``accuracy``).
         default_length: a typical length.
 
@@ -53,6 +60,7 @@ class Task(abc.ABC):
     output_size: int = 1
     readout: str = "last"
     min_length: int = 1
+    max_length: int = MAX_LENGTH
     metric: str = "loss"
     default_length: int = 20
 
@@ -113,6 +121,11 @@ class Task(abc.ABC):
             raise ValueError(
                 f"{self.name}: length must be >= {self.min_length} for this task's layout, "
                 f"got {length}"
+            )
+        if length > self.max_length:
+            raise ValueError(
+                f"{self.name}: length must be at most {self.max_length:,} (every step is "
+                f"held in memory), got {length:,}"
             )
 
     def sequence_length(self, length: int) -> int:
@@ -220,6 +233,13 @@ def task_names() -> list[str]:
 def get_task(name: str, **options) -> Task:
     """Build a task by name; ``options`` go to its constructor (e.g. ``distractors=True``)."""
     cls = TASKS[_checks.one_of("task", name, task_names())]
+    known = [p.name for p in inspect.signature(cls).parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = f"one of {', '.join(known)}" if known else "none (it takes no options)"
+        raise TypeError(f"task {name!r}: unknown option(s) {', '.join(unknown)}; "
+                         f"expected {takes}")
     try:
         return cls(**options)
     except TypeError as exc:
