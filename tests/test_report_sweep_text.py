@@ -7,19 +7,20 @@ SETTING = {"task": "adding", "steps": 100, "hidden_size": 8, "batch_size": 16,
            "optimizer": "adam", "clip": 1.0, "eval_every": 10, "eval_size": 64}
 
 
-def row(model, length, seed, solved, steps_to_solve=None, lr=1e-2, status="done", **setting):
+def row(model, length, seed, solved, steps_to_solve=None, lr=1e-2, status="done", loss=0.1,
+        **setting):
     config = {**SETTING, "model": model, "length": length, "lr": lr, "seed": seed, **setting}
     return {"config": config, "task": config["task"], "model": model, "length": length,
             "lr": lr, "status": status, "solved": solved, "steps_to_solve": steps_to_solve,
-            "horizon": length - 1, "probe_length": length, "final": {"loss": 0.1},
+            "horizon": length - 1, "probe_length": length, "final": {"loss": loss},
             "message": "boom" if status == "failed" else None}
 
 
 def test_tables_per_task_from_the_rows():
-    records = [row("lstm", 5, 0, True, 30), row("lstm", 5, 1, True, 50),
-               row("rnn_tanh", 5, 0, False), row("rnn_tanh", 5, 1, True, 90)]
+    records = [row("lstm", 5, 0, True, 30, loss=0.004), row("lstm", 5, 1, True, 50, loss=0.008),
+               row("rnn_tanh", 5, 0, False, loss=0.15), row("rnn_tanh", 5, 1, True, 90, loss=0.01)]
     text = sweep_text(records)
-    success, horizon = text.tables
+    success, horizon, loss = text.tables
     assert success.title == "adding: seeds solved (mse < 0.01)"
     assert success.header == ["model", "T = 5"]
     assert success.rows == [["rnn_tanh", "1/2 (90)"], ["lstm", "2/2 (40)"]]
@@ -28,6 +29,10 @@ def test_tables_per_task_from_the_rows():
                                "steps on 64 held-out sequences.")
     assert horizon.title == "adding: gradient horizon of the trained models"
     assert horizon.rows == [["rnn_tanh", "4 of 4"], ["lstm", "4 of 4"]]
+    chance = 1 / 6  # adding: Var(u1 + u2) = 2/12, closed form
+    assert loss.title == "adding: final held-out loss, as a fraction of chance"
+    assert loss.rows == [["rnn_tanh", f"{0.08 / chance:.2f}"], ["lstm", f"{0.006 / chance:.2f}"]]
+    assert loss.rows[0][1] == "0.48"
     assert text.notes == [] and text.failures == []
     assert [(p.model, p.solved) for p in text.points] == [("rnn_tanh", 1), ("lstm", 2)]
 

@@ -78,16 +78,17 @@ def probe_page(diagnosis: Diagnosis, heading: str, rows: int, provenance: Proven
 
 def sweep_page(text: SweepText, provenance: Provenance) -> str:
     """A sweep's report: per task the success and horizon tables, each with its figure,
-    then the notes and failed trials."""
+    and the final-loss table, then the notes and failed trials."""
     tasks = sorted({p.task for p in text.points})
     page = Page(f"Success against sequence length: {', '.join(tasks)}")
     plots, said = sweep_plots(text.points), figure_sentences(text.points)
-    tables = iter(text.tables)  # per task: success, then horizon (sweep_text's order)
+    tables = iter(text.tables)  # per task: success, horizon, loss (sweep_text's order)
     for task in tasks:
         page.heading(task)
         for kind in ("success", "horizon"):
             stem = f"sweep-{task}-{kind}"
             page.table(next(tables))
             page.figure(png_bytes(plots[stem]), said[stem], alt=stem.replace("-", " "))
+        page.table(next(tables))
     page.lines(text.notes + text.failures)
     return page.render(provenance)

@@ -1,7 +1,8 @@
-"""The text of a sweep's report: per task, a table of seeds solved and a table of gradient
-horizons, model x length, plus notes and the failed trials, as plain strings (no
-matplotlib). Built from the store's rows alone, so a report is redrawn without rerunning
-a trial; ``vanishing sweep`` prints it and draws the figures of the same points.
+"""The text of a sweep's report: per task, a table of seeds solved, a table of gradient
+horizons and a table of final losses against chance, model x length, plus notes and the
+failed trials, as plain strings (no matplotlib). Built from the store's rows alone, so a
+report is redrawn without rerunning a trial; ``vanishing sweep`` prints it and draws the
+figures of the same points.
 """
 
 from __future__ import annotations
@@ -22,12 +23,23 @@ HORIZON_CAPTION = ("median largest lag k with ||dL/dh_(T-k)|| > 1e-3 ||dL/dh_T||
                    "probe, held-out batch), of T - 1")
 
 
+LOSS_CAPTION = ("median final held-out loss / the task's chance loss at that T (the loss "
+                "of the best input-blind predictor): 1 is no better than a guess, 0 is "
+                "perfect; it shows progress a budget too small to solve still made")
+
+
+def _chance(task: str):
+    """The task's ``chance_loss``, or None for a task this version does not know."""
+    return get_task(task).chance_loss if task in task_names() else None
+
+
 @dataclass
 class SweepText:
     """A sweep's report as text.
 
     Attributes:
-        tables: per task (sorted), the success table then the horizon table.
+        tables: per task (sorted), the success table, the horizon table, then the
+            final-loss table.
         notes: remarks on the store as a whole (trials that differ in more than model,
             length and lr).
         failures: one line per failed trial (the first few), then how many more.
@@ -55,6 +67,11 @@ def sweep_text(records: Sequence[dict], *, max_failures: int = 5) -> SweepText:
                                         f"Budget: {budget(mine)}."))
         tables.append(TextTable(f"{task}: gradient horizon of the trained models",
                                 *table_rows(mine, "horizon"), caption=HORIZON_CAPTION))
+        chance = _chance(task)
+        tables.append(TextTable(f"{task}: final held-out loss" +
+                                (", as a fraction of chance" if chance else ""),
+                                *table_rows(mine, "loss", chance),
+                                caption=LOSS_CAPTION if chance else "median final loss"))
     mixed = varying_fields(points)
     notes = [f"note: this store mixes trials that differ in {', '.join(mixed)}; each table "
              f"cell shows the best of them"] if mixed else []

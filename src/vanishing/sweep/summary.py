@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from .. import _checks
@@ -136,15 +136,19 @@ def lr_text(lr: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
-def table_rows(points: Sequence[SweepPoint], what: str = "success"
+def table_rows(points: Sequence[SweepPoint], what: str = "success",
+               chance: Callable[[int], float] | None = None
                ) -> tuple[list[str], list[list[str]]]:
     """A model x length table of best points (one task) as text: (header, rows).
 
     ``what="success"``: ``solved/measured (median steps to solve)``, plus ``@lr`` when
     several lrs were tried, ``+n failed`` when trials failed. ``what="horizon"``: the
     median gradient horizon of the trained models, in steps back (of ``T - 1``).
+    ``what="loss"``: the median final held-out loss divided by ``chance(T)``, the task's
+    chance loss at that length (1: no better than an input-blind guess; without
+    ``chance``, the loss itself).
     """
-    _checks.one_of("what", what, ("success", "horizon"))
+    _checks.one_of("what", what, ("success", "horizon", "loss"))
     lengths = sorted({p.length for p in points})
     models = list(dict.fromkeys(p.model for p in points))
     by = {(p.model, p.length): p for p in points}
@@ -155,7 +159,7 @@ def table_rows(points: Sequence[SweepPoint], what: str = "success"
         for length in lengths:
             p = by.get((m, length))
             row.append("-" if p is None else _success_text(p) if what == "success"
-                       else _horizon_text(p))
+                       else _horizon_text(p) if what == "horizon" else _loss_text(p, chance))
         rows.append(row)
     return header, rows
 
@@ -169,6 +173,13 @@ def _success_text(p: SweepPoint) -> str:
     if p.failed:
         text += f" +{p.failed} failed"
     return text
+
+
+def _loss_text(p: SweepPoint, chance: Callable[[int], float] | None) -> str:
+    loss = p.median_loss
+    if loss is None:
+        return "-"
+    return f"{loss:.3g}" if chance is None else f"{loss / chance(p.length):.2f}"
 
 
 def _horizon_text(p: SweepPoint) -> str:
