@@ -245,7 +245,8 @@ def _more_api_cases():
             lambda: build_model("rnn_tanh", 3, 4, 2, forget_bias=1.0), "forget gate"),
         "initialize: forget_bias on a GRU": (
             lambda: initialize(build_model("gru", 3, 4, 2), forget_bias=1.0), "forget gate"),
-        "make_cell: negative hidden_size": (lambda: make_cell("lstm", 3, -4), "hidden_size"),
+        "make_cell: negative hidden_size": (lambda: make_cell("lstm", 3, -4),
+                                                "hidden_size must be a positive int"),
         "diagnose: max_growth below 1": (lambda: diagnose(rnn, x, max_growth=-1.0), ">= 1"),
         "descend: gradient inf at the start": (
             lambda: descend("sqrt(w)", 0.0, lr=0.1, steps=3), "gradient"),
