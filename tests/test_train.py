@@ -244,6 +244,10 @@ def test_truncated_bptt_cuts_the_gradient_beyond_its_window():
     want = np.array([float(g.norm(dim=1).mean()) for g in grads])[::-1]
     np.testing.assert_allclose(by_lag[:k], want[:k], rtol=1e-10)
     assert np.all(want[k:] > 0)  # full BPTT reaches further: the cut is truncation's
+    from vanishing.diagnose import diagnose  # the probe says why the gradient stops
+    d = diagnose(model, x, lambda out: task.loss(out, y))
+    assert d.horizon == k - 1 and any("truncated BPTT, window k = 4" in n for n in d.notes)
+    assert not any("a user-named step" in n for n in d.notes)  # the cut, not a fused call
     with pytest.raises(ValueError, match="truncate must be a positive int"):
         TrainConfig(truncate=0)
 

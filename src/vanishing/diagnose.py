@@ -377,6 +377,7 @@ def diagnose(
     verdict = classify(trace, threshold=threshold, min_horizon=min_horizon,
                        max_growth=max_growth)
     weights = weight_conditions(model)
+    truncated = getattr(model, "truncate", None) if isinstance(model, SequenceModel) else None
     sat = {g.name: saturation(g.record.hidden) for g in grads if _tanh(g)}
     saturated = any(share > 0.5 for share in sat.values())
     code = not isinstance(model, SequenceModel)
@@ -392,9 +393,14 @@ def diagnose(
         result.jacobian = step_jacobian_products(cell, xp, before,
                                                  k=min(4, sum(cell.state_sizes)))
         result.jacobian.layer = main.name
-    elif jacobian:
+    elif jacobian and not truncated:
         result.notes.append(f"{main.name}: no Jacobian product (a user-named step, or a fused "
                             f"module called more than once)")
+    if truncated:
+        result.notes.append(f"truncated BPTT, window k = {truncated}: the state is detached "
+                            f"every {truncated} steps, so the training gradient is exactly 0 "
+                            f"at lags past the window the last step sits in (the horizon is "
+                            f"the cut, not a decay); no Jacobian product across the cuts")
     if lags and r is not None and isinstance(r.cell, ElmanCell):
         result.lags = lag_terms(r.cell, r.inputs.detach(), main.direct, r.h0, max_lag=max_lag)
     for name, share in sat.items():
