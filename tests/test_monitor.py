@@ -261,7 +261,7 @@ def test_nan_weights_raise_the_nan_alarm_not_a_linear_algebra_error():
 
 
 # -- the monitor on models as people write them (issue: probe the recurrent computation) --
-from tests._public_models import RNNModel, Sequence  # noqa: E402
+from _public_models import RNNModel, Sequence  # noqa: E402
 
 
 def test_nan_alarm_on_a_cell_loop_model_on_the_step_nan_appears():
