@@ -65,6 +65,7 @@ def descent(body: Body) -> dict:
         "regime": None if verdict is None else verdict.regime.value,
         "regime_text": None if verdict is None else verdict.regime.description,
         "curvature": None if verdict is None else _float(verdict.curvature),
+        "lr_times_a": None if verdict is None else _float(lr * verdict.curvature),
         "verdict_step": None if verdict is None else verdict.step,
         "curve": {"w": _floats(grid), "loss": _floats(values)},
         "command": _command(formula, start, lr, momentum, steps),

@@ -103,10 +103,11 @@
     if (result === null) return;
     showError("descent-error", result.ok ? null : result.data);
     if (!result.ok) return;
-    const first = descent.data === null;
+    // the whole path stays shown while it was (a run that converged early is shorter)
+    const whole = descent.data === null || descent.shown >= descent.data.iterates.length - 1;
     descent.data = result.data;
     const n = result.data.iterates.length - 1;
-    descent.shown = first ? n : Math.min(descent.shown, n);
+    descent.shown = whole ? n : Math.min(descent.shown, n);
     drawDescent();
   }
   const updateDescentSoon = debounce(updateDescent, 120);
@@ -162,7 +163,10 @@
     });
     const regime = $("descent-regime");
     regime.dataset.regime = d.regime || "";
-    regime.textContent = d.regime ? `${d.regime.replace("_", " ")}: ${d.regime_text}` : "none";
+    regime.textContent = d.regime ? d.regime_text : "none (the curvature is not finite)";
+    $("descent-curvature").textContent = d.curvature === null ? "" :
+      `curvature where the run ended a = L'' = ${num(d.curvature, 4)}, ` +
+      `lr \u00b7 a = ${num(d.lr_times_a, 4)}`;
     $("descent-status").textContent = d.status;
     const k = descent.shown;
     $("descent-at").textContent = `step ${k} of ${d.iterates.length - 1}: ${d.variable} = ` +
@@ -251,13 +255,17 @@
     const ys = scale(bottom, top, T_BOX.y1, T_BOX.y0);
     const every = Math.max(1, Math.ceil((top - bottom) / 8));
     const yTicks = [];
-    for (let e = bottom; e <= top; e += every) yTicks.push({v: e, label: e === 0 ? "1" : `1e${e}`});
+    for (let e = top; e >= bottom; e -= every) yTicks.push({v: e, label: e === 0 ? "1" : `1e${e}`});
     axes(svg, T_BOX, xs, ys, niceTicks(0, rel.length - 1), yTicks, "lag T \u2212 t (steps back)",
          "||dL/dh_t|| / ||dL/dh_T||");
     const th = Math.log10(d.threshold);
     el("line", {class: "threshold", x1: T_BOX.x0, x2: T_BOX.x1, y1: ys(th), y2: ys(th)}, svg);
     el("line", {class: "horizon", x1: xs(d.horizon), x2: xs(d.horizon), y1: T_BOX.y0,
                 y2: T_BOX.y1}, svg);
+    el("text", {x: T_BOX.x1 - 4, y: ys(th) - 4, "text-anchor": "end"}, svg).textContent =
+      `threshold ${num(d.threshold)}`;
+    el("text", {x: xs(d.horizon) + 4, y: T_BOX.y0 + 12}, svg).textContent =
+      `horizon ${d.horizon}`;
     let line = "";
     rel.forEach((v, k) => {
       if (v === null || !(v > 0)) return;
@@ -340,6 +348,7 @@
     const shares = d.models.flatMap((m) => m.shares).filter((s) => s > 0);
     const lo = Math.max(Math.floor(Math.log10(Math.min(...shares)) - 1e-9), -20);
     for (const m of d.models) box.appendChild(modelRow(m, lo, d.words));
+    if (d.models.length) box.appendChild(legend(lo));
     if (!d.models.length) box.textContent = "no demo model yet: train them above.";
   }
 
@@ -380,6 +389,25 @@
     right.appendChild(sentence); right.appendChild(readout);
     row.appendChild(name); row.appendChild(right);
     return row;
+  }
+
+  function legend(lo) {
+    const wrap = document.createElement("p");
+    wrap.className = "legend small";
+    wrap.appendChild(document.createTextNode("share of ||dL/de_t||: "));
+    const every = Math.max(1, Math.ceil(-lo / 6));
+    const decades = [];
+    for (let e = 0; e >= lo; e -= every) decades.unshift(e);
+    for (const e of decades) {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.textContent = e === 0 ? "1" : `1e${e}`;
+      const pos = (e - lo) / -lo;
+      chip.style.background = ramp(pos);
+      chip.style.color = pos > 0.55 ? "#ffffff" : "#111111";
+      wrap.appendChild(chip);
+    }
+    return wrap;
   }
 
   function drawRandom() {
