@@ -250,6 +250,21 @@ def _more_api_cases():
         "diagnose: max_growth below 1": (lambda: diagnose(rnn, x, max_growth=-1.0), ">= 1"),
         "descend: gradient inf at the start": (
             lambda: descend("sqrt(w)", 0.0, lr=0.1, steps=3), "gradient"),
+        # each fixed in the third round (torch's allocator error before):
+        "build_model: hidden_size past the bound": (
+            lambda: build_model("lstm", 3, 10**12, 2), "hidden_size must be at most 65,536"),
+        "build_model: input_size past the bound": (
+            lambda: build_model("gru", 10**12, 4, 2), "input_size must be at most 65,536"),
+        "build_model: output_size past the bound": (
+            lambda: build_model("rnn_tanh", 3, 4, 10**12), "output_size must be at most"),
+        "build_model: a cell's hidden_size past the bound": (
+            lambda: build_model("lru", 3, 10**12, 2), "hidden_size must be at most"),
+        "build_model: num_layers past the bound": (
+            lambda: build_model("mingru", 3, 4, 2, num_layers=10**6), "num_layers must be at "
+                                                                      "most 64"),
+        "build_model: embedding_size past the bound": (
+            lambda: build_model("lstm", 10, 4, 2, tokens=True, embedding_size=10**12),
+            "embedding_size must be at most"),
         # refused before already:
         "unroll: wrong features": (lambda: unroll(cell, torch.randn(2, 5, 7)), "3 features"),
         "unroll: lengths past T": (

@@ -14,15 +14,24 @@ import torch
 from torch import Tensor
 
 __all__ = ["positive_int", "positive_float", "nonneg_int", "boolean", "sequence", "finite",
-           "one_of", "fraction"]
+           "one_of", "fraction", "MAX_SIZE", "MAX_LAYERS"]
+
+#: Largest width a model takes (input, hidden, output, embedding size): past it torch's
+#: allocator fails (or its size arithmetic overflows) instead of a one-line message.
+#: The CLI's ``--hidden-size`` and ``--input-size`` have the same bound.
+MAX_SIZE = 65_536
+#: Most stacked layers a model takes (the CLI's ``--layers`` has the same bound).
+MAX_LAYERS = 64
 
 
-def positive_int(name: str, value: object) -> int:
-    """``value`` as an int > 0, else a one-line error."""
+def positive_int(name: str, value: object, most: int | None = None) -> int:
+    """``value`` as an int > 0 (and at most ``most``, when given), else a one-line error."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
+    if most is not None and value > most:
+        raise ValueError(f"{name} must be at most {most:,}, got {value:,}")
     return value
 
 

@@ -53,7 +53,7 @@ class CellStack(nn.Module):
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int) -> None:
         super().__init__()
-        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.num_layers = _checks.positive_int("num_layers", num_layers, _checks.MAX_LAYERS)
         self.cells = nn.ModuleList(make_cell(kind, input_size if i == 0 else hidden_size,
                                              hidden_size) for i in range(num_layers))
         for cell in list(self.cells)[:-1]:
@@ -134,15 +134,17 @@ class SequenceModel(nn.Module):
         super().__init__()
         _checks.one_of("core", core, list(dict.fromkeys([*CORES, *CELLS])))
         _checks.one_of("readout", readout, READOUTS)
-        for name, value in [("input_size", input_size), ("hidden_size", hidden_size),
-                            ("output_size", output_size), ("num_layers", num_layers)]:
-            _checks.positive_int(name, value)
+        for name, value, most in [("input_size", input_size, _checks.MAX_SIZE),
+                                  ("hidden_size", hidden_size, _checks.MAX_SIZE),
+                                  ("output_size", output_size, _checks.MAX_SIZE),
+                                  ("num_layers", num_layers, _checks.MAX_LAYERS)]:
+            _checks.positive_int(name, value, most)
         self.core_name, self.readout_mode, self.tokens = core, readout, tokens
         #: truncated BPTT window k (None: backpropagate through the whole sequence)
         self.truncate: int | None = None
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         e = hidden_size if embedding_size is None else _checks.positive_int(
-            "embedding_size", embedding_size)
+            "embedding_size", embedding_size, _checks.MAX_SIZE)
         with torch.device("meta"):  # allocate nothing and draw nothing from the global RNG
             self.embed = nn.Embedding(input_size, e) if tokens else None
             size = e if tokens else input_size

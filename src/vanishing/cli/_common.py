@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._checks import MAX_LAYERS, MAX_SIZE
 from ..report.html import write_html
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -66,8 +67,8 @@ INT64_MAX = 2**63 - 1
 #: integer options are checked against these (and against int64) before any work.
 #: Lengths and gaps are bounded by each task's own stated limits.
 LIMITS = {
-    "hidden_size": 65_536, "input_size": 65_536, "embedding_size": 65_536,
-    "layers": 64, "num_layers": 64,
+    "hidden_size": MAX_SIZE, "input_size": MAX_SIZE, "embedding_size": MAX_SIZE,
+    "layers": MAX_LAYERS, "num_layers": MAX_LAYERS,
     "steps": 10_000_000, "trials": 10_000_000,
     "batch": 1_000_000, "batch_size": 1_000_000, "eval_size": 1_000_000,
     "eval_every": 10_000_000, "truncate": 1_000_000, "max_lag": 1_000_000,
