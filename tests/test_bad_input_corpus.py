@@ -112,6 +112,10 @@ CLI += [
     ["train", "--model", "rnn_tanh", "--forget-bias", "2"],  # no forget gate: was ignored
     ["train", "--model", "exprnn", "--forget-bias", "2"],
     ["tasks", "show", "language", "-o", "pairs=3", "-o", "pairs=4"],  # was: the last won
+    # each fixed in the third round:
+    ["sweep", "--models", "lstm,lstm", "--db", "new.sqlite"],  # was: ran once, "(lstm, lstm)"
+    ["sweep", "--lengths", "10,10", "--db", "new.sqlite"],  # was: counted twice in the banner
+    ["train", "--save", "nofolder/x.pt", "--steps", "1"],  # was: trained, made the folder
     # refused before already, each a different kind of mistake:
     ["demo", "--models", "lstm,lstm"],
     ["demo", "--models", "lstm,nosuch"],
@@ -265,6 +269,10 @@ def _more_api_cases():
         "build_model: embedding_size past the bound": (
             lambda: build_model("lstm", 10, 4, 2, tokens=True, embedding_size=10**12),
             "embedding_size must be at most"),
+        # ... and the duplicates grid dropped quietly (the CLI's banner still listed them):
+        "grid: a model twice": (
+            lambda: grid("adding", ["lstm", "gru", "lstm"], [10], 1), "each model once"),
+        "grid: a length twice": (lambda: grid("adding", ["lstm"], [10, 10], 1), "each length"),
         # refused before already:
         "unroll: wrong features": (lambda: unroll(cell, torch.randn(2, 5, 7)), "3 features"),
         "unroll: lengths past T": (

@@ -72,7 +72,8 @@ def grid(
         options: any other ``TrainConfig`` field (``steps``, ``hidden_size``, ``lr``, ...).
 
     Raises:
-        ValueError / TypeError: an unknown task, model or field, or a bad number.
+        ValueError / TypeError: an unknown task, model or field, a model or length given
+            twice, or a bad number.
     """
     _checks.one_of("task", task, task_names())
     models = _names("models", models)
@@ -82,6 +83,8 @@ def grid(
         raise ValueError("lengths must be a non-empty list of positive ints")
     for length in lengths:
         _checks.positive_int("length", length)
+    if len(set(lengths)) != len(lengths):  # else the trial count would count them twice
+        raise ValueError(f"lengths: each length once, got {', '.join(map(str, lengths))}")
     seeds = _seeds(seeds)
     known = {f.name for f in fields(TrainConfig)} - {"task", "model", "length", "seed"}
     unknown = set(options) - known
@@ -98,9 +101,14 @@ def grid(
 
 
 def _names(what: str, names: Sequence[str]) -> list[str]:
+    """The names, each once (a duplicate is refused, as ``vanishing demo`` refuses it: a
+    list quietly shortened would not be the grid that was asked for)."""
     if isinstance(names, str) or not names:
         raise ValueError(f"{what} must be a non-empty list of names, got {names!r}")
-    return list(dict.fromkeys(names))
+    names = list(names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what}: each model once, got {', '.join(map(str, names))}")
+    return names
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
