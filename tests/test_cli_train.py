@@ -14,6 +14,7 @@ TINY = ["--task", "language", "--length", "2", "--steps", "30", "--hidden-size",
 
 def test_train_saves_a_checkpoint_that_probe_reads(tmp_path):
     path = tmp_path / "runs" / "lstm.pt"
+    path.parent.mkdir()  # --save makes no folder (as --html, --plot); a missing one is refused
     result = runner.invoke(app, ["train", *TINY, "--save", str(path)])
     assert result.exit_code == 0, result.output
     assert "checkpoint:" in result.output and "accuracy" in result.output

@@ -54,7 +54,8 @@ def train_command(
     device: DeviceOption = "cpu",
     eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 100,
     save: Annotated[Path | None, typer.Option(
-        help="Write a checkpoint here (for `vanishing probe --checkpoint`).")] = None,
+        help="Write a checkpoint here (for `vanishing probe --checkpoint`; its folder must "
+             "exist).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     threads: Annotated[int, typer.Option(help="PyTorch CPU threads.")] = 1,
 ) -> None:
@@ -71,6 +72,8 @@ def train_command(
     if save is not None:
         if save.exists() and not save.is_file():
             raise ValueError(f"--save {str(save)!r} exists and is not a file")
+        if not save.parent.is_dir():  # as --html and --plot: a typo makes no folder
+            raise ValueError(f"--save: folder {str(save.parent)!r} does not exist")
         check_writable_dir(save.parent, "--save's folder")
     result = _train(config, quiet)
     console.print(rich_table(result_table(result)))
