@@ -5,7 +5,10 @@ server keeps serving, background training (done and cancelled), and the time cap
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
+import re
+import socket
 import threading
 import time
 
@@ -20,10 +23,11 @@ from vanishing.diagnose import weight_conditions
 from vanishing.explore import make_server
 from vanishing.explore import server as server_module
 from vanishing.explore.server import MAX_BODY, RequestError
+from vanishing.models import MODELS
 from vanishing.probe import hidden_gradients
 from vanishing.report.connectivity import task_connectivity
 from vanishing.tasks.language import LanguageTask
-from vanishing.train import save_checkpoint, train
+from vanishing.train import load_checkpoint, save_checkpoint, train
 
 
 class Client:
@@ -154,8 +158,6 @@ def test_every_cell_answers(served):
     _, client = served
     status, options = client.get("/api/options")
     assert status == 200
-    from vanishing.models import MODELS
-
     assert options["time"]["cells"] == list(MODELS)
     for cell in MODELS:
         status, got = client.post("/api/time", {"cell": cell, "hidden": 8, "length": 20})
@@ -176,8 +178,6 @@ def test_sentence_predictions_and_connectivity_are_the_librarys(checkpoints):
         x = torch.tensor([[task.index[w] for w in words]])
         y = torch.tensor([1])  # spain -> spanish, the task's answer
         assert got["answer"] == "spanish"
-        from vanishing.train import load_checkpoint
-
         assert [m["model"] for m in got["models"]] == list(DEFAULT_MODELS)
         for entry in got["models"]:
             _, model = load_checkpoint(checkpoints / f"{entry['model']}.pt")
@@ -236,6 +236,10 @@ BAD = [
     ("/api/sentence", {"random": True, "gap": 1000}, "gap must be between"),
     ("/api/sentence", {"random": "yes"}, "random must be true or false"),
     ("/api/train", {"cancel": 1}, "cancel must be true or false"),
+    ("/api/descent", {"learning_rate": 0.5}, "unknown field(s) 'learning_rate'"),
+    ("/api/time", {"T": 500}, "unknown field(s) 'T'"),
+    ("/api/sentence", {"sentence": "i"}, "unknown field(s) 'sentence'"),
+    ("/api/train", {"steps": 10**9}, "unknown field(s) 'steps'"),
 ]
 
 
@@ -300,8 +304,6 @@ def test_only_the_allowlisted_files_are_served(served):
 def test_it_binds_the_loopback_address_only(served):
     server, _ = served
     assert server.server_address[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
-    import inspect
-
     assert "host" not in inspect.signature(make_server).parameters
 
 
@@ -358,3 +360,32 @@ def test_training_is_cancelled_by_the_page_and_by_shutdown(tmp_path):
     thread.join(10)
     assert server.api.job.status()["state"] == "cancelled"
     assert time.monotonic() - began < 10 and not thread.is_alive()
+
+
+def test_a_malformed_request_is_a_json_error_too(served):
+    server, client = served
+    for line in (b"GARBAGE\r\n\r\n", b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n\r\n",
+                 b"GET / HTTP/9.9\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(line)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        body = answer.split(b"\r\n\r\n", 1)[-1]
+        assert "error" in json.loads(body), answer[:200]
+    assert client.get("/api/options")[0] == 200
+
+
+def test_the_page_fetches_nothing_from_elsewhere(served):
+    _, client = served
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+    conn.request("GET", "/", headers={"Host": client.host})
+    answer = conn.getresponse()
+    answer.read()
+    policy = answer.getheader("Content-Security-Policy")
+    conn.close()
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy
+    for path in ("/", "/explore.js", "/explore.css"):
+        text = client.get(path)[1]["_text"]
+        urls = set(re.findall(r"[a-z]+://[^\s\"'`)]+", text))
+        assert urls <= {"http://www.w3.org/2000/svg"}, (path, urls)

@@ -21,7 +21,7 @@ from ..demo import DEFAULT_GAP, DEFAULT_MODELS
 from ..init import SCHEMES
 from ..models import MODELS
 from . import descent_panel, time_panel, words_panel
-from .params import Body, flag
+from .params import Body, flag, known
 from .training import TrainingJob
 
 __all__ = ["Api"]
@@ -61,4 +61,4 @@ class Api:
 
     def train(self, body: Body) -> dict:
         """Start the training (or with ``cancel``: stop it); its progress."""
-        return self.job.cancel() if flag(body, "cancel") else self.job.start()
+        return self.job.cancel() if flag(known(body, ("cancel",)), "cancel") else self.job.start()

@@ -22,7 +22,7 @@ import torch
 
 from ..descent import descend, parse_expression, step_size_verdict
 from ..descent.expr import MAX_LENGTH
-from .params import Body, integer, number, text
+from .params import Body, integer, known, number, text
 
 __all__ = ["DEFAULTS", "LIMITS", "CURVE_POINTS", "descent", "window"]
 
@@ -40,6 +40,7 @@ _SPAN_CAP = 50.0
 def descent(body: Body) -> dict:
     """The path, its regime and the curve for the request ``body`` (see :data:`DEFAULTS`
     for its fields); ValueError / TypeError for a bad field or formula."""
+    known(body, DEFAULTS)
     formula = text(body, "formula", LIMITS["formula"], DEFAULTS["formula"])
     start = number(body, "start", -LIMITS["start"], LIMITS["start"], DEFAULTS["start"])
     lr = number(body, "lr", 0.0, LIMITS["lr"], DEFAULTS["lr"], open_lo=True)

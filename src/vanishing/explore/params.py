@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Body", "integer", "number", "optional_number", "text", "choice", "flag"]
+__all__ = ["Body", "known", "integer", "number", "optional_number", "text", "choice", "flag"]
 
 #: A decoded request body.
 Body = dict[str, object]
@@ -23,6 +23,16 @@ def _get(body: Body, name: str, default: object) -> object:
     if value is _MISSING:
         raise ValueError(f"{name} is required")
     return value
+
+
+def known(body: Body, fields) -> Body:
+    """``body`` if it holds no field outside ``fields`` (a misspelt field is an error, not
+    a silent default)."""
+    unknown = [k for k in body if k not in fields]
+    if unknown:
+        shown = ", ".join(repr(k if len(k) <= 40 else k[:40] + "...") for k in unknown[:5])
+        raise ValueError(f"unknown field(s) {shown}; expected {', '.join(fields)}")
+    return body
 
 
 def integer(body: Body, name: str, lo: int, hi: int, default: object = _MISSING) -> int:

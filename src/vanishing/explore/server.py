@@ -178,6 +178,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = _json({"error": f"internal error: {type(exc).__name__}: {line}"})
         self._send(status, body, kind)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None
+                   ) -> None:
+        """The base class's own refusals (a malformed request line, a line too long, too
+        many headers) as JSON too."""
+        status = HTTPStatus(code)
+        self.close_connection = True
+        self._send(status, _json({"error": message or status.phrase}), "application/json")
+
     def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)

@@ -30,7 +30,7 @@ from ..diagnose import diagnose
 from ..init import SCHEMES
 from ..models import MODELS
 from ..train import TrainConfig, build_model_for, probe_inputs
-from .params import Body, choice, integer, optional_number
+from .params import Body, choice, integer, known, optional_number
 
 __all__ = ["DEFAULTS", "LIMITS", "PRESET", "PROBE_BATCH", "INPUT_SIZE", "PROBE_SEED_OFFSET",
            "THRESHOLD", "forget_gate_models", "through_time", "probe_batch"]
@@ -67,6 +67,7 @@ def probe_batch(length: int, seed: int) -> torch.Tensor:
 def through_time(body: Body) -> dict:
     """The gradient through time for the request ``body`` (fields: :data:`DEFAULTS`)."""
     began = time.perf_counter()
+    known(body, DEFAULTS)
     cell = choice(body, "cell", list(MODELS), DEFAULTS["cell"])
     hidden = integer(body, "hidden", 1, LIMITS["hidden"], DEFAULTS["hidden"])
     length = integer(body, "length", 2, LIMITS["length"], DEFAULTS["length"])

@@ -30,7 +30,7 @@ from ..models import SequenceModel
 from ..report.connectivity import task_connectivity
 from ..tasks.language import PAIRS, LanguageTask
 from ..train import TrainConfig, load_checkpoint
-from .params import Body, flag, integer, text
+from .params import Body, flag, integer, known, text
 
 __all__ = ["LIMITS", "TASK", "UnknownWords", "ModelStore", "checkpoint_path", "parse_sentence",
            "answer", "sentence"]
@@ -121,6 +121,7 @@ def answer(words: list[str]) -> int | None:
 def sentence(body: Body, store: ModelStore) -> dict:
     """Predictions and connectivity of every available model for the request ``body``:
     ``{"text": ...}`` or ``{"random": true, "gap": g, "seed": s}``."""
+    known(body, ("text", "random", "gap", "seed"))
     if flag(body, "random"):
         gap = integer(body, "gap", 0, LIMITS["gap"], DEFAULT_GAP)
         seed = integer(body, "seed", 0, LIMITS["seed"], 0)
