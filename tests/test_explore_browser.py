@@ -219,11 +219,14 @@ def _library_relative(cell: str, hidden: int, length: int, **init):
     return hidden_gradients(model, x)
 
 
-def _wait_for_time(page, cell: str, length: int) -> None:
+def _wait_for_time(page, cell: str, length: int, radius=None, forget_bias=None) -> None:
+    """Until the curve drawn is the answer for these settings (hidden 64, preset init)."""
+    want = {"cell": cell, "hidden": 64, "length": length, "init": "preset", "radius": radius,
+            "forget_bias": forget_bias}
     page.wait_for_function(
-        "([cell, n]) => { const c = document.querySelector('#time-curve');"
-        " return c && c.dataset.cell === cell && JSON.parse(c.dataset.values).length === n; }",
-        arg=[cell, length])
+        "want => { const c = document.querySelector('#time-curve'); if (!c) return false;"
+        " const got = JSON.parse(c.dataset.settings);"
+        " return Object.keys(want).every(k => got[k] === want[k]); }", arg=want)
 
 
 def test_through_time_controls_redraw_the_librarys_gradient(page, shots):
@@ -236,15 +239,13 @@ def test_through_time_controls_redraw_the_librarys_gradient(page, shots):
     for _ in range(10):
         page.keyboard.press("ArrowLeft")  # T: 200 -> 190
     _wait_for_time(page, "lstm", 190)
-    page.wait_for_timeout(400)
     trace = _library_relative("lstm", 64, 190)
     np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
     assert page.locator("#time-curve").get_attribute("d") != before
     page.check("#forget-on")
     _move(page, "#forget", "4")
-    page.wait_for_function("() => document.querySelector('#time-command').textContent"
-                           ".includes('no --forget-bias')")
-    page.wait_for_timeout(400)
+    _wait_for_time(page, "lstm", 190, forget_bias=4.0)
+    assert "no --forget-bias" in page.locator("#time-command").inner_text()
     trace = _library_relative("lstm", 64, 190, forget_bias=4.0)
     np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
     assert int(page.locator("#time-horizon").get_attribute("data-value")) == trace.horizon()
@@ -254,9 +255,8 @@ def test_through_time_controls_redraw_the_librarys_gradient(page, shots):
     page.uncheck("#forget-on")
     page.check("#radius-on")
     _move(page, "#radius", "0.5")
-    page.wait_for_function("() => document.querySelector('#time-command').textContent"
-                           ".includes('--radius 0.5 ')")
-    _wait_for_time(page, "rnn_tanh", 190)
+    _wait_for_time(page, "rnn_tanh", 190, radius=0.5)
+    assert "--radius 0.5 " in page.locator("#time-command").inner_text()
     trace = _library_relative("rnn_tanh", 64, 190, radius=0.5)
     np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
     assert json.loads(page.locator("#time-pascanu").get_attribute("data-guaranteed")) == [True]

@@ -13,9 +13,12 @@
   async function api(path, body) {
     const init = body === undefined ? {} : {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
-    const response = await fetch(path, init);
-    const data = await response.json();
-    return {ok: response.ok, data};
+    try {
+      const response = await fetch(path, init);
+      return {ok: response.ok, data: await response.json()};
+    } catch (err) {
+      return {ok: false, data: {error: `no answer from the server (stopped?): ${err}`}};
+    }
   }
 
   function debounce(fn, ms) {
@@ -23,13 +26,18 @@
     return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
   }
 
-  // A request per panel at a time; an answer that a newer request overtook is dropped.
+  // One request per panel in flight: a change made meanwhile waits, and of the changes
+  // that waited only the newest is sent (the others resolve to null, drawn by no one).
   function latest(fn) {
-    let counter = 0;
+    let running = null, counter = 0;
     return async (...args) => {
       const mine = ++counter;
-      const result = await fn(...args);
-      return mine === counter ? result : null;
+      while (running) {
+        await running.catch(() => {});
+        if (mine !== counter) return null;
+      }
+      running = fn(...args);
+      try { return await running; } finally { running = null; }
     };
   }
 
@@ -271,8 +279,10 @@
       if (v === null || !(v > 0)) return;
       line += `${line && rel[k - 1] ? "L" : "M"}${xs(k).toFixed(2)},${ys(Math.log10(v)).toFixed(2)}`;
     });
-    el("path", {id: "time-curve", class: "gradient", d: line,
-                "data-values": JSON.stringify(rel), "data-cell": d.cell}, svg);
+    const settings = {cell: d.cell, hidden: d.hidden, length: d.length, init: d.init,
+                      radius: d.radius, forget_bias: d.forget_bias};
+    el("path", {id: "time-curve", class: "gradient", d: line, "data-values": JSON.stringify(rel),
+                "data-cell": d.cell, "data-settings": JSON.stringify(settings)}, svg);
     const set = (id, value, text) => { $(id).dataset.value = String(value); $(id).textContent = text; };
     set("time-horizon", d.horizon, String(d.horizon));
     set("time-decay", d.decay_rate, num(d.decay_rate, 4));
