@@ -307,6 +307,12 @@ def test_it_binds_the_loopback_address_only(served):
     assert "host" not in inspect.signature(make_server).parameters
 
 
+@pytest.mark.parametrize("port, steps", [(-1, 3), (65536, 3), (True, 3), ("80", 3), (0, 0)])
+def test_make_server_refuses_a_bad_port_or_budget(tmp_path, port, steps):
+    with pytest.raises((ValueError, TypeError)):
+        make_server(port, tmp_path, steps)
+
+
 def test_work_is_capped_in_time(served, monkeypatch):
     server, client = served
     monkeypatch.setattr(server_module, "TIME_CAP", 0.2)

@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+from .._checks import positive_int
 from .api import Api
 
 __all__ = ["ASSETS", "HOST", "MAX_BODY", "MAX_WAITING", "TIME_CAP", "ExploreServer",
@@ -136,7 +137,7 @@ def make_server(port: int = 0, models: Path = Path("vanishing-out/models"),
     """A bound (not yet serving) server on ``127.0.0.1:port``; call ``serve_forever()``."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
-    return ExploreServer(port, Path(models), train_steps)
+    return ExploreServer(port, Path(models), positive_int("train_steps", train_steps))
 
 
 class _Handler(BaseHTTPRequestHandler):
