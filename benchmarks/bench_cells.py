@@ -15,9 +15,13 @@ cumulative log-sum-exp over T) for the same work, so the ratio says what this ma
 gives.
 
 Shapes: batch 32, H = 128, 8 features, T = 200 and 1000 (200 only with ``--quick``).
+Times are CPU time of this process (``time.process_time``), so run it with
+``--threads 1``: wall-clock ratios on the shared 2-core machine swung by 2x.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from torch import nn
@@ -73,7 +77,7 @@ def run(quick: bool = False) -> list[dict]:
         for name in CELLS:
             t = compare({"lstm": _fused_lstm_step(length),
                          "cell": _model_step(_cell_model(name, length), length)},
-                        repeats=reps, warmup=1)
+                        repeats=reps, warmup=1, clock=time.process_time)
             rows.append({"benchmark": "train step: cell vs fused nn.LSTM",
                          "case": f"{name} H={HIDDEN} T={length}",
                          "baseline ms": 1e3 * t["lstm"], "ours ms": 1e3 * t["cell"],
@@ -82,7 +86,7 @@ def run(quick: bool = False) -> list[dict]:
             loop, scan = _cell_model(name, length, False), _cell_model(name, length, True)
             scan.load_state_dict(loop.state_dict())
             t = compare({"loop": _model_step(loop, length), "scan": _model_step(scan, length)},
-                        repeats=reps, warmup=1)
+                        repeats=reps, warmup=1, clock=time.process_time)
             rows.append({"benchmark": "train step: parallel scan vs loop",
                          "case": f"{name} H={HIDDEN} T={length}",
                          "baseline ms": 1e3 * t["loop"], "ours ms": 1e3 * t["scan"],
