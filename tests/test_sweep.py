@@ -238,18 +238,23 @@ def test_ray_gives_the_same_metrics_as_the_process_pool(tmp_path, monkeypatch):
     # Ray runs its workers at nice 15; on a shared machine they would wait behind every
     # other process (importing torch took 50 s instead of 2 s here)
     monkeypatch.setenv("RAY_worker_niceness", "0")
-    configs = grid("adding", ["rnn_tanh", "lstm"], [5], 2, **TINY)
+    # every kind of core: fused torch.nn ones and each cell of vanishing.cells (IndRNN's
+    # constraint, the LRU's complex state, the minimal cells, expRNN's parametrization
+    # must all survive pickling to a worker and back)
+    models = ["rnn_tanh", "lstm", "indrnn", "lru", "mingru", "minlstm", "exprnn"]
+    configs = grid("adding", models, [5], 2, **TINY)
     pool = run_sweep(configs, tmp_path / "pool.sqlite", workers=2)
-    assert pool.ran == 4 and pool.failed == 0
+    assert pool.ran == 14 and pool.failed == 0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = run_sweep(configs, tmp_path / "ray.sqlite", ray="auto")
     finally:
         ray.shutdown()
-    assert on_ray.ran == 4 and on_ray.failed == 0
+    assert on_ray.ran == 14 and on_ray.failed == 0
     with open_store(tmp_path / "pool.sqlite") as a, open_store(tmp_path / "ray.sqlite") as b:
         rows_a, rows_b = a.records(pool.keys), b.records(on_ray.keys)
-    assert len(rows_a) == len(rows_b) == 4
+    assert len(rows_a) == len(rows_b) == 14
+    assert {r["config"]["model"] for r in rows_b} == set(models)
     for ra, rb in zip(rows_a, rows_b, strict=True):
         assert ra["key"] == rb["key"]
         assert {k: ra[k] for k in COMPARED} == {k: rb[k] for k in COMPARED}
