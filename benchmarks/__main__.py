@@ -13,6 +13,7 @@ import torch
 
 from . import (
     bench_cells,
+    bench_explore,
     bench_integrations,
     bench_jacobian,
     bench_monitor,
@@ -24,7 +25,8 @@ from . import (
 
 SECTIONS = {"train": bench_train, "probe": bench_probe, "record": bench_record,
             "monitor": bench_monitor, "jacobian": bench_jacobian, "roofline": bench_roofline,
-            "integrations": bench_integrations, "cells": bench_cells}
+            "integrations": bench_integrations, "cells": bench_cells,
+            "explore": bench_explore}
 
 
 def main() -> None:
