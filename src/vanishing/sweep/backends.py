@@ -6,9 +6,11 @@ to the store (see :func:`vanishing.sweep.run_sweep`).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import socket
 import sys
 import threading
@@ -71,14 +73,19 @@ def check_ray_address(address: str, *, timeout: float = RAY_CONNECT_TIMEOUT) -> 
                          f"there (ray start --head) or use 'auto' or 'local'") from None
 
 
-
 def pool_results(todo, workers: int) -> Iterator[tuple[str, TrainConfig, dict]]:
-    """Results as they finish from a pool of spawned processes (safe with torch threads)."""
+    """Results as they finish from a pool of spawned processes (safe with torch threads).
+
+    The workers ignore Ctrl-C (the terminal sends it to them too): the driver alone
+    stops, and an early stop (Ctrl-C, an error, the generator closed) terminates them
+    at once instead of waiting for the trials they are running."""
     pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)),
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker)
+    done = False
     try:
-        futures = {pool.submit(run_trial, c.to_dict()): (k, c) for k, c in todo}
+        with _sigint_ignored():  # the workers are started here and inherit it
+            futures = {pool.submit(run_trial, c.to_dict()): (k, c) for k, c in todo}
         for future in as_completed(futures):
             key, config = futures[future]
             try:
@@ -86,13 +93,36 @@ def pool_results(todo, workers: int) -> Iterator[tuple[str, TrainConfig, dict]]:
             except Exception as exc:  # a worker process died (BrokenProcessPool), ...
                 record = failed_record(exc)
             yield key, config, record
+        done = True
     finally:
+        workers_left = [] if done else list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers_left:  # what they run now is lost anyway
+            if process.is_alive():
+                process.terminate()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while processes are started, so they start ignoring it (Python
+    keeps an inherited SIG_IGN: no KeyboardInterrupt, no traceback, even while a worker
+    still imports torch); the driver's own handler is back afterwards."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is None:  # not Python's to set (or restore)
+        yield  # the initializer still ignores it, once the worker has started
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _init_worker() -> None:
-    """One torch thread, and exit as soon as the driver dies (else a killed driver would
-    leave its workers waiting forever on a queue they themselves keep open)."""
+    """One torch thread, Ctrl-C ignored (the driver reports it and stops the pool), and
+    exit as soon as the driver dies (else a killed driver would leave its workers waiting
+    forever on a queue they themselves keep open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     parent = multiprocessing.parent_process()
     if parent is not None:
