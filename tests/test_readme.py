@@ -3,6 +3,8 @@
 import warnings
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -28,37 +30,72 @@ def test_library_example_runs():
                for alarm in monitor.alarms)
 
 
-def test_tutorial_monitor_example_prints_what_the_tutorial_shows(capsys):
-    text = (README.parent / "docs" / "tutorial.md").read_text()
-    section = text[text.index("## 9. Your own model"):]
-    start = section.index("```python") + len("```python")
-    code = section[start: section.index("```", start)]
-    shown_start = section.index("```console", start) + len("```console")
-    shown = section[shown_start: section.index("```", shown_start)].strip()
-    exec(compile(code, "tutorial.md", "exec"), {})
+TUTORIAL = README.parent / "docs" / "tutorial.md"
+
+
+def _example(path: Path, marker: str) -> tuple[str, str]:
+    """The first ```python block after ``marker`` in ``path``, and the output shown right
+    after it (the next ```console or ```text block)."""
+    text = path.read_text()
+    start = text.index("```python", text.index(marker)) + len("```python")
+    code = text[start: text.index("```", start)]
+    shown = min(i for i in (text.find("```console", start), text.find("```text", start))
+                if i >= 0)
+    shown = text.index("\n", shown) + 1
+    return code, text[shown: text.index("```", shown)].strip()
+
+
+def _prints_what_is_shown(path: Path, marker: str, capsys) -> None:
+    code, shown = _example(path, marker)
+    exec(compile(code, path.name, "exec"), {})
     assert capsys.readouterr().out.strip() == shown
+
+
+def test_tutorial_monitor_example_prints_what_the_tutorial_shows(capsys):
+    _prints_what_is_shown(TUTORIAL, "## 9. Your own model", capsys)
 
 
 def test_probe_your_own_model_example_prints_what_the_readme_shows(capsys):
-    text = README.read_text()
-    section = text[text.index("## Probe your own model"):]
-    start = section.index("```python") + len("```python")
-    code = section[start: section.index("```", start)]
-    shown_start = section.index("```console", start) + len("```console")
-    shown = section[shown_start: section.index("```", shown_start)].strip()
-    exec(compile(code, "README.md", "exec"), {})
-    assert capsys.readouterr().out.strip() == shown
+    _prints_what_is_shown(README, "## Probe your own model", capsys)
 
 
 def test_tutorial_record_example_prints_what_the_tutorial_shows(capsys):
-    text = (README.parent / "docs" / "tutorial.md").read_text()
-    i = text.index("Here is\nthe time-series example")
-    start = text.index("```python", i) + len("```python")
-    code = text[start: text.index("```", start)]
-    shown_start = text.index("```console", start) + len("```console")
-    shown = text[shown_start: text.index("```", shown_start)].strip()
-    exec(compile(code, "tutorial.md", "exec"), {})
-    assert capsys.readouterr().out.strip() == shown
+    _prints_what_is_shown(TUTORIAL, "Here is\nthe time-series example", capsys)
+
+
+def test_tutorial_lru_ring_example_prints_what_the_tutorial_shows(capsys):
+    _prints_what_is_shown(TUTORIAL, "### 11.3", capsys)
+
+
+def test_tutorial_flossing_example_prints_what_the_tutorial_shows(capsys):
+    _prints_what_is_shown(TUTORIAL, "Gradient flossing (Engelken 2023", capsys)
+
+
+@pytest.mark.slow
+def test_tutorial_beating_it_probe_lines_are_what_the_commands_print(capsys):
+    """Section 11's `vanishing probe` examples: each shown horizon and decay-rate line is
+    the command's own (up to the "(...)" the tutorial elides)."""
+    from vanishing.cli import main
+
+    text = TUTORIAL.read_text()
+    section = text[text.index("## 11. Beating it"):]
+    checked = 0
+    for block in section.split("```console")[1:]:
+        block = block[: block.index("```")]
+        for command in block.split("$ ")[1:]:
+            lines = command.strip().splitlines()
+            if not lines[0].startswith("vanishing probe --model"):
+                continue
+            with pytest.raises(SystemExit) as done:
+                main(lines[0].split()[1:])
+            assert done.value.code in (0, None)
+            out = capsys.readouterr().out.splitlines()
+            for line in lines[1:]:
+                if line.startswith(("horizon:", "decay rate:")):
+                    head = line.split(" (", 1)[0]
+                    assert any(o.startswith(head) for o in out), (lines[0], line)
+                    checked += 1
+    assert checked == 12  # two lines each: lstm, lstm chrono, mingru, mingru chrono, indrnn, exprnn
 
 
 def test_integration_examples_run_as_written(tmp_path, monkeypatch):
