@@ -84,7 +84,7 @@ def pool_results(todo, workers: int) -> Iterator[tuple[str, TrainConfig, dict]]:
                                initializer=_init_worker)
     done = False
     try:
-        with _sigint_ignored():  # the workers are started here and inherit it
+        with _sigint_held():  # the workers are started here and inherit it
             futures = {pool.submit(run_trial, c.to_dict()): (k, c) for k, c in todo}
         for future in as_completed(futures):
             key, config = futures[future]
@@ -103,19 +103,28 @@ def pool_results(todo, workers: int) -> Iterator[tuple[str, TrainConfig, dict]]:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while processes are started, so they start ignoring it (Python
-    keeps an inherited SIG_IGN: no KeyboardInterrupt, no traceback, even while a worker
-    still imports torch); the driver's own handler is back afterwards."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is None:  # not Python's to set (or restore)
-        yield  # the initializer still ignores it, once the worker has started
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_held() -> Iterator[None]:
+    """Ctrl-C held back while this thread starts processes. They inherit SIGINT blocked,
+    so it reaches none of them (no KeyboardInterrupt, no traceback, even while a worker
+    still imports torch) until their initializer ignores it; here it is only noted (a
+    process half started, its instructions unsent, would fail with a traceback) and
+    raised as the usual KeyboardInterrupt once they are all started."""
+    held: list = []
+    previous = signal.getsignal(signal.SIGINT) \
+        if threading.current_thread() is threading.main_thread() else None
+    if callable(previous):  # Python's handler (not SIG_IGN, nor one set from C)
+        signal.signal(signal.SIGINT, lambda *received: held.append(received))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) \
+        if hasattr(signal, "pthread_sigmask") else None  # not on Windows
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if callable(previous):
+            signal.signal(signal.SIGINT, previous)
+            if held:
+                previous(*held[0])  # default_int_handler: KeyboardInterrupt
 
 
 def _init_worker() -> None:
