@@ -251,6 +251,10 @@ def _more_api_cases():
             lambda: initialize(build_model("gru", 3, 4, 2), forget_bias=1.0), "forget gate"),
         "make_cell: negative hidden_size": (lambda: make_cell("lstm", 3, -4),
                                                 "hidden_size must be a positive int"),
+        "make_cell: a hidden_size past the allocator": (
+            lambda: make_cell("lstm", 3, 10**12), "hidden_size must be at most 65,536"),
+        "make_cell: a huge input_size, a cell of vanishing.cells": (
+            lambda: make_cell("indrnn", 10**9, 4), "input_size must be at most 65,536"),
         "diagnose: max_growth below 1": (lambda: diagnose(rnn, x, max_growth=-1.0), ">= 1"),
         "descend: gradient inf at the start": (
             lambda: descend("sqrt(w)", 0.0, lr=0.1, steps=3), "gradient"),

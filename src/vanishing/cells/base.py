@@ -61,7 +61,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .._checks import one_of, positive_int
+from .._checks import MAX_SIZE, one_of, positive_int
 
 __all__ = ["Cell", "CELLS", "register", "make_cell"]
 
@@ -82,8 +82,8 @@ def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True) -
     """A cell by name (:data:`CELLS`: ``rnn_tanh``, ``rnn_relu``, ``rnn_linear``, ``lstm``,
     ``gru``, and any cell registered since)."""
     factory = CELLS[one_of("cell", name, CELLS)]
-    positive_int("input_size", input_size)  # before any factory (torch's own messages
-    positive_int("hidden_size", hidden_size)  # name other arguments)
+    positive_int("input_size", input_size, MAX_SIZE)  # before any factory (torch's own messages
+    positive_int("hidden_size", hidden_size, MAX_SIZE)  # name other arguments)
     return factory(input_size, hidden_size, bias=bias)
 
 
@@ -108,8 +108,8 @@ class Cell(nn.Module, abc.ABC):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
-        self.input_size = positive_int("input_size", input_size)
-        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.input_size = positive_int("input_size", input_size, MAX_SIZE)
+        self.hidden_size = positive_int("hidden_size", hidden_size, MAX_SIZE)
         self.build(bias)
         self.reset_parameters()
 
