@@ -36,6 +36,33 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 10_000
 
 
+def test_demo_saves_its_models_where_explore_reads_them(tmp_path):
+    """`vanishing demo` writes <out>/models/<model>.pt: the very weights a run of
+    demo_config trains (trained again here), read back by load_checkpoint and by the
+    explore page's model store."""
+    import torch
+
+    from vanishing.demo import demo_config
+    from vanishing.explore.words_panel import ModelStore
+    from vanishing.train import load_checkpoint, train
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["demo", "--gap", "20", "--steps", "10", "--models",
+                                 "rnn_tanh,lstm", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"models: {out / 'models' / 'rnn_tanh.pt'}, {out / 'models' / 'lstm.pt'}" in \
+        " ".join(result.output.split())
+    store = ModelStore(out / "models")
+    assert store.available() == ["rnn_tanh", "lstm"]
+    for name in ("rnn_tanh", "lstm"):
+        config, model = load_checkpoint(out / "models" / f"{name}.pt")
+        assert config == demo_config(name, 20, 10, 0)
+        again = train(demo_config(name, 20, 10, 0)).model.state_dict()
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(value, again[key], rtol=0, atol=0)
+        assert store.get(name)[0] == config
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,10 +22,11 @@ from .models import MODELS
 from .probe import Trace, hidden_gradients
 from .report.connectivity import Connectivity, task_connectivity
 from .tasks.language import COUNTRY_POSITION, LanguageTask
-from .train import TrainConfig, TrainResult, build, probe_inputs, train
+from .train import TrainConfig, TrainResult, build, probe_inputs, save_checkpoint, train
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_STEPS", "DEFAULT_MODELS", "LEARNING_RATE", "LSTM_FORGET_BIAS",
-           "ModelReport", "DemoReport", "demo_config", "gradient_profile", "run_demo"]
+           "ModelReport", "DemoReport", "demo_config", "gradient_profile", "run_demo",
+           "checkpoint_path", "save_models"]
 
 DEFAULT_GAP = 20
 DEFAULT_STEPS = 3000
@@ -104,6 +106,19 @@ def demo_config(model: str, gap: int, steps: int, seed: int, device: str = "cpu"
                        forget_bias=LSTM_FORGET_BIAS if model == "lstm" else None,
                        hidden_size=64, embedding_size=32, batch_size=64, eval_every=50,
                        device=device)
+
+
+def checkpoint_path(folder: str | Path, model: str) -> Path:
+    """Where the checkpoint of demo model ``model`` lives: ``<folder>/<model>.pt`` (the
+    layout ``vanishing demo`` writes under ``<out>/models`` and ``vanishing explore``
+    reads)."""
+    return Path(folder) / f"{model}.pt"
+
+
+def save_models(report: DemoReport, folder: str | Path) -> list[Path]:
+    """Save every trained model of ``report`` to :func:`checkpoint_path` in ``folder``
+    (:func:`vanishing.train.save_checkpoint`: written whole or not at all)."""
+    return [save_checkpoint(checkpoint_path(folder, m.name), m.result) for m in report.models]
 
 
 def gradient_profile(model: torch.nn.Module, task: LanguageTask, x: torch.Tensor,

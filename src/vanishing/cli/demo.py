@@ -13,7 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import _checks
-from ..demo import DEFAULT_GAP, DEFAULT_MODELS, DEFAULT_STEPS, DemoReport, check_arguments, run_demo
+from ..demo import (
+    DEFAULT_GAP,
+    DEFAULT_MODELS,
+    DEFAULT_STEPS,
+    DemoReport,
+    check_arguments,
+    run_demo,
+    save_models,
+)
 from ..device import resolve as resolve_device
 from ..report import connectivity as conn
 from ..report import demo_text
@@ -78,6 +86,8 @@ def demo(ctx: typer.Context, gap: GapOption = DEFAULT_GAP, steps: StepsOption = 
     from ..report.pages import demo_page
 
     console.print(f"\nfigures: {', '.join(escape(str(p)) for p in demo_figures(report, out))}")
+    saved = save_models(report, out / "models")  # what `vanishing explore` reads (--models)
+    console.print(f"models: {', '.join(escape(str(p)) for p in saved)}")
     for note in demo_text.notes(report):
         console.print(escape(note), style="yellow")
     provenance = Provenance(command_line(ctx), str(seed), time.perf_counter() - began,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..demo import DEFAULT_GAP, DEFAULT_MODELS
+from ..demo import DEFAULT_GAP, DEFAULT_MODELS, checkpoint_path
 from ..models import SequenceModel
 from ..report.connectivity import task_connectivity
 from ..tasks.language import PAIRS, LanguageTask
@@ -50,11 +50,6 @@ class UnknownWords(ValueError):
         shown = ", ".join(repr(w) for w in words[:10]) + (" ..." if len(words) > 10 else "")
         super().__init__(f"{len(words)} word(s) not in the language task's vocabulary: "
                          f"{shown}")
-
-
-def checkpoint_path(folder: Path, model: str) -> Path:
-    """Where the checkpoint of demo model ``model`` lives: ``<folder>/<model>.pt``."""
-    return Path(folder) / f"{model}.pt"
 
 
 @dataclass
