@@ -656,6 +656,11 @@ def test_silent_wrong_numbers_are_errors_now():
         model.core.weight_hh_l0[0, 0] = float("nan")
     with pytest.raises(ValueError, match="not finite"):
         hidden_gradients(model, x)
+    healthy = build_model("lstm", 3, 4, 1)  # NaN in the readout only: named, not misread
+    with torch.no_grad():
+        healthy.head.weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"parameter head\.weight holds 4 NaN/inf value"):
+        hidden_gradients(healthy, torch.randn(2, 5, 3))
 
 
 def test_a_finished_recording_keeps_no_tensor_alive():

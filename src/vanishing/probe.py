@@ -409,12 +409,28 @@ def layer_gradients(model: nn.Module, x: Tensor, loss: OutputLoss | None = None,
             loss = default_loss(model, x, steps=steps_run, batch_first=not time_first,
                                 lengths=lengths, project=project)
         value = _scalar(loss, output)
+        if not bool(torch.isfinite(value.detach())):
+            raise ValueError(_not_finite(model, x, value))
         grads = rec.gradients(value)
         if default:
             leaf, direct = _noise_leaf(rec._tape, grads)
             if bool((direct != 0).any()):
                 _refuse_rounding_noise(value, output, leaf, direct)
     return grads
+
+
+def _not_finite(model: nn.Module, x: object, value: Tensor) -> str:
+    """Why the probe's loss is NaN or inf: the first parameter or input holding NaN/inf,
+    or else the loss itself (its gradients would be NaN everywhere)."""
+    what = f"the loss is not finite ({float(value.detach())})"
+    for name, p in model.named_parameters():
+        bad = int((~torch.isfinite(p.detach())).sum()) if p.is_floating_point() else 0
+        if bad:
+            return f"{what}: the model's parameter {name} holds {bad} NaN/inf value(s) of " \
+                   f"{p.numel()}; the gradient through time of such weights is not a number"
+    if isinstance(x, Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        return f"{what}: x holds {int((~torch.isfinite(x)).sum())} NaN/inf value(s)"
+    return f"{what} (finite weights and input): the loss overflows or divides by zero"
 
 
 def _main_tape(tape: Tape) -> LayerTape | None:

@@ -80,8 +80,9 @@ def check_int(flag: str, value: int, most: int | None = None) -> int:
     """The one range check of a numeric option: ``value`` within int64 and at most
     ``most`` (when given), else a one-line ValueError naming the option and the bound."""
     if abs(value) > INT64_MAX:
-        raise ValueError(f"{flag} must be between {-INT64_MAX} and {INT64_MAX} "
-                         f"(a 64-bit integer), got a {len(str(abs(value)))}-digit number")
+        bound = f"at most {most:,}" if most is not None and value > 0 else \
+            f"between {-INT64_MAX} and {INT64_MAX} (a 64-bit integer)"
+        raise ValueError(f"{flag} must be {bound}, got a {len(str(abs(value)))}-digit number")
     if most is not None and value > most:
         raise ValueError(f"{flag} must be at most {most:,}, got {value:,}")
     return value
