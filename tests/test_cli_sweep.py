@@ -260,7 +260,8 @@ def test_report_as_html_holds_the_tables_of_the_terminal(tmp_path, parse_html):
         result.output) if line.startswith("| ") and not line.startswith("| model")]
     assert [r for r in parse_html(markup).rows if r and r[0] != "model"] == terminal
     assert markup.count("data:image/png;base64,") == 2
-    for text in ("seeds solved", "1/2 (100)", "failed: lstm T=5", "2 done, 1 failed",
+    for text in ("seeds solved", "1/2 (100)", "final held-out loss, as a fraction of chance",
+                 "failed: lstm T=5", "2 done, 1 failed",
                  "<dt>seed</dt><dd>0-2</dd>", "vanishing sweep --report"):
         assert text in markup, text
 

@@ -66,3 +66,19 @@ def test_one_line_per_trial():
     assert ": diverged, loss" in trial_line(1, 2, {**done, "status": "diverged"})
     failed = row("gru", 5, 0, None, status="failed")
     assert trial_line(1, 2, failed) == "[1/2] gru T=5 lr 1e-2 seed 0: failed: boom"
+
+
+def test_loss_table_uses_the_trials_task_options_and_names_diverged_trials():
+    """Chance loss at the trials' own options (language with 2 pairs: ln 2, not ln 8);
+    a diverged trial is named, not hidden in the median."""
+    import math
+
+    two = {"task": "language", "task_options": {"pairs": 2}}
+    records = [row("lstm", 5, s, False, loss=math.log(2), **two) for s in range(2)]
+    records += [row("gru", 5, 0, False, loss=0.5 * math.log(2), **two),
+                row("gru", 5, 1, False, loss=float("nan"), status="diverged", **two)]
+    for r in records:
+        r["task"] = "language"
+    loss = sweep_text(records).tables[2]
+    assert loss.title == "language: final held-out loss, as a fraction of chance"
+    assert loss.rows == [["lstm", "1.00"], ["gru", "0.50 (1 diverged)"]]

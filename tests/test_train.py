@@ -248,6 +248,9 @@ def test_truncated_bptt_cuts_the_gradient_beyond_its_window():
     d = diagnose(model, x, lambda out: task.loss(out, y))
     assert d.horizon == k - 1 and any("truncated BPTT, window k = 4" in n for n in d.notes)
     assert not any("a user-named step" in n for n in d.notes)  # the cut, not a fused call
+    model.truncate = length  # a window as long as the sequence cuts nothing: no such note
+    d = diagnose(model, x, lambda out: task.loss(out, y))
+    assert d.horizon > k - 1 and not any("truncated" in n for n in d.notes)
     with pytest.raises(ValueError, match="truncate must be a positive int"):
         TrainConfig(truncate=0)
 

@@ -378,6 +378,8 @@ def diagnose(
                        max_growth=max_growth)
     weights = weight_conditions(model)
     truncated = getattr(model, "truncate", None) if isinstance(model, SequenceModel) else None
+    if truncated is not None and truncated >= trace.norms.size:
+        truncated = None  # a window as long as the sequence cuts nothing (SequenceModel.forward)
     sat = {g.name: saturation(g.record.hidden) for g in grads if _tanh(g)}
     saturated = any(share > 0.5 for share in sat.values())
     code = not isinstance(model, SequenceModel)

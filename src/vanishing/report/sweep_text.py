@@ -28,9 +28,16 @@ LOSS_CAPTION = ("median final held-out loss / the task's chance loss at that T (
                 "perfect; it shows progress a budget too small to solve still made")
 
 
-def _chance(task: str):
-    """The task's ``chance_loss``, or None for a task this version does not know."""
-    return get_task(task).chance_loss if task in task_names() else None
+def _chance(point: SweepPoint) -> float | None:
+    """The chance loss of the point's task at its length and task options, or None for
+    a task (or options) this version does not know."""
+    if point.task not in task_names():
+        return None
+    try:
+        return get_task(point.task, **(point.setting.get("task_options") or {})).chance_loss(
+            point.length)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -67,11 +74,11 @@ def sweep_text(records: Sequence[dict], *, max_failures: int = 5) -> SweepText:
                                         f"Budget: {budget(mine)}."))
         tables.append(TextTable(f"{task}: gradient horizon of the trained models",
                                 *table_rows(mine, "horizon"), caption=HORIZON_CAPTION))
-        chance = _chance(task)
+        known = all(_chance(p) is not None for p in mine)
         tables.append(TextTable(f"{task}: final held-out loss" +
-                                (", as a fraction of chance" if chance else ""),
-                                *table_rows(mine, "loss", chance),
-                                caption=LOSS_CAPTION if chance else "median final loss"))
+                                (", as a fraction of chance" if known else ""),
+                                *table_rows(mine, "loss", _chance if known else None),
+                                caption=LOSS_CAPTION if known else "median final loss"))
     mixed = varying_fields(points)
     notes = [f"note: this store mixes trials that differ in {', '.join(mixed)}; each table "
              f"cell shows the best of them"] if mixed else []

@@ -137,16 +137,17 @@ def lr_text(lr: float) -> str:
 
 
 def table_rows(points: Sequence[SweepPoint], what: str = "success",
-               chance: Callable[[int], float] | None = None
+               chance: Callable[[SweepPoint], float | None] | None = None
                ) -> tuple[list[str], list[list[str]]]:
     """A model x length table of best points (one task) as text: (header, rows).
 
     ``what="success"``: ``solved/measured (median steps to solve)``, plus ``@lr`` when
     several lrs were tried, ``+n failed`` when trials failed. ``what="horizon"``: the
     median gradient horizon of the trained models, in steps back (of ``T - 1``).
-    ``what="loss"``: the median final held-out loss divided by ``chance(T)``, the task's
-    chance loss at that length (1: no better than an input-blind guess; without
-    ``chance``, the loss itself).
+    ``what="loss"``: the median final held-out loss divided by ``chance(point)``, the
+    task's chance loss at that point's length and options (1: no better than an
+    input-blind guess; without ``chance``, or when it gives None, the loss itself), plus
+    ``n diverged`` when trials diverged (their loss is left out of the median).
     """
     _checks.one_of("what", what, ("success", "horizon", "loss"))
     lengths = sorted({p.length for p in points})
@@ -175,11 +176,10 @@ def _success_text(p: SweepPoint) -> str:
     return text
 
 
-def _loss_text(p: SweepPoint, chance: Callable[[int], float] | None) -> str:
-    loss = p.median_loss
-    if loss is None:
-        return "-"
-    return f"{loss:.3g}" if chance is None else f"{loss / chance(p.length):.2f}"
+def _loss_text(p: SweepPoint, chance: Callable[[SweepPoint], float | None] | None) -> str:
+    loss, base = p.median_loss, None if chance is None else chance(p)
+    text = "-" if loss is None else f"{loss:.3g}" if base is None else f"{loss / base:.2f}"
+    return text if not p.diverged else f"{text} ({p.diverged} diverged)"
 
 
 def _horizon_text(p: SweepPoint) -> str:
