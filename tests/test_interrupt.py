@@ -125,8 +125,9 @@ def _one_interrupt_line(code: int, err: list[str], out: str) -> None:
 
 
 def _hashes(folder) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every file under ``folder`` (subfolders too: the demo's models/) by its hash."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_descend_ctrl_c_prints_the_path_so_far(tmp_path):
@@ -155,7 +156,7 @@ def test_demo_ctrl_c_leaves_the_last_complete_run_whole(tmp_path):
     tiny = ["--models", "rnn_tanh,gru", "--gap", "2", "--out", "out"]
     _vanishing(["demo", *tiny, "--steps", "2", "--quiet"], tmp_path)
     before = _hashes(tmp_path / "out")
-    assert "report.html" in before and len(before) >= 2
+    assert "report.html" in before and "models/gru.pt" in before and len(before) >= 2
     code, out, err = _interrupt(["demo", *tiny, "--steps", "10000000"],
                                 DONE.format(total=10000000), tmp_path, stdout_tty=True)
     _one_interrupt_line(code, err, out)

@@ -37,8 +37,8 @@ def explore(port: PortOption = 0, models: ModelsOption = Path("vanishing-out/mod
     """
     torch.set_num_threads(1)  # small models: one thread is as fast, and leaves one free
     server = make_server(port, models, train_steps)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does, even at once
     console.print(f"vanishing explore: {server.url}  (Ctrl-C stops it)", soft_wrap=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -238,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                                f"the body must be application/json, got {_short(kind)}")
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
         if int(length) > MAX_BODY:
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,

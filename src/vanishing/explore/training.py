@@ -48,6 +48,10 @@ class TrainingJob:
     def start(self) -> dict:
         """Start training unless it is running already; returns :meth:`status`."""
         with self._lock:
+            old = self._thread
+        if old is not None and old.is_alive() and self._stop.is_set():
+            old.join()  # a cancel is pending: let that run end before a new one starts
+        with self._lock:
             if self._status["state"] != "running":
                 self._stop.clear()
                 self._status.update(state="running", model=None, done=[], step=0,
