@@ -1,19 +1,17 @@
-"""Slow: IndRNN (Li et al. 2018) learns the adding problem at T = 500, where the tanh RNN
-stays at chance.
+"""Slow: IndRNN (Li et al. 2018) solves the adding problem at T = 500 on two seeds, where
+the tanh RNN stays at chance on the same budget.
 
-Not "solves on two seeds in ~3 minutes": measured here (2 shared cores), the test took 326 s;
-seed 0 solved the task (validation MSE < 0.01) at step 750, test MSE
-0.0075; seed 1 ended at test MSE 0.0100 after 1200 steps, unsolved by the criterion. The
-test asserts what the budget achieved on both: test MSE < 0.02, an eighth of chance (1/6).
-Smaller budgets did less: 2 x 32 units, the cut at 400, 1000 steps: 0.082 and 0.021.
+The paper's set-up, shrunk: 2 layers (64 units, not 128), batch 50, Adam at a constant
+2e-3 with |u| <= 2^(1/T) kept after every step, the lower layer's u ~ U(0, 2^(1/T)) and
+the last layer's U((1/2)^(1/T), 2^(1/T)). The loop is :func:`vanishing.train.train`'s
+(same data streams, clipping at 1, early stop on the validation set, scored on the test
+set) written out, for what ``TrainConfig`` cannot say: the per-layer u range.
 
-The paper's set-up, shrunk: 2 layers (64 units, not 128), batch 50, Adam with |u| <=
-2^(1/T) kept after every step, the lower layer's u ~ U(0, 2^(1/T)) and the last layer's
-U((1/2)^(1/T), 2^(1/T)), and a learning rate of 2e-3 cut 10x after ``DECAY_AT`` steps (the
-paper cuts 2e-4 by 10x on a plateau). The loop is :func:`vanishing.train.train`'s (same
-data streams, clipping at 1, early stop on the validation set, scored on the test set)
-written out, for the two things ``TrainConfig`` cannot say: the per-layer u range and the
-learning-rate cut.
+Measured here (2 shared cores, `python tests/test_experiments_indrnn.py`): seed 0 solved
+(validation MSE < 0.01) at step 950, test MSE 0.0065, in 258 s; seed 1 at step 900, test
+MSE 0.0097, in 349 s (the machine was running two sweeps beside it). An earlier version
+cut the learning rate 10x at step 700, as the paper cuts it on a plateau: seed 1 then
+crawled to test MSE 0.0100 at step 1200, unsolved; the cut came too early for it.
 """
 
 import time
@@ -27,7 +25,7 @@ from vanishing.tasks import get_task
 from vanishing.train import TEST_SEED_OFFSET, evaluate
 
 T = 500
-HIDDEN, BATCH, LR, DECAY_AT, STEPS, EVAL_EVERY, EVAL_SIZE = 64, 50, 2e-3, 700, 1200, 50, 256
+HIDDEN, BATCH, LR, STEPS, EVAL_EVERY, EVAL_SIZE = 64, 50, 2e-3, 1500, 50, 256
 
 
 def indrnn(seed: int) -> SequenceModel:
@@ -39,7 +37,7 @@ def indrnn(seed: int) -> SequenceModel:
 
 
 def fit(model: torch.nn.Module, seed: int) -> dict:
-    """train()'s loop with the learning-rate cut; the metrics at the end."""
+    """train()'s loop with IndRNN's constraint after each step; the metrics at the end."""
     torch.set_flush_denormal(True)
     task, start = get_task("adding"), time.perf_counter()
     data = torch.Generator().manual_seed(2 * seed)
@@ -50,8 +48,6 @@ def fit(model: torch.nn.Module, seed: int) -> dict:
     cells = [m for m in model.modules() if isinstance(m, IndRNNCell)]
     solved, step = False, 0
     for step in range(1, STEPS + 1):
-        if step == DECAY_AT + 1:
-            opt.param_groups[0]["lr"] = LR / 10
         x, y = task.sample(T, BATCH, data)
         loss = task.loss(model(x), y)
         opt.zero_grad()
@@ -73,7 +69,7 @@ def fit(model: torch.nn.Module, seed: int) -> dict:
 def test_indrnn_learns_adding_at_500_where_the_tanh_rnn_does_not():
     for seed in (0, 1):
         run = fit(indrnn(seed), seed)
-        assert run["test_mse"] < 0.02, (seed, run)
+        assert run["solved"] and run["test_mse"] < 0.012, (seed, run)
     tanh = fit(build_model("rnn_tanh", 2, HIDDEN, 1, seed=0), 0)  # one layer, same budget
     assert not tanh["solved"] and tanh["test_mse"] > 0.8 / 6, tanh  # chance: 1/6
 
