@@ -49,7 +49,18 @@ from .tasks import Task, get_task
 
 __all__ = ["TrainConfig", "TrainResult", "train", "build", "build_model_for", "evaluate",
            "save_checkpoint", "load_checkpoint", "ProbeInputs", "probe_inputs", "OPTIMIZERS",
-           "FLOSS_ROWS", "flossing_penalty"]
+           "FLOSS_ROWS", "flossing_penalty", "PROBE_SEED_OFFSET", "probe_generator"]
+
+#: A probe batch of seed s is drawn from ``Generator().manual_seed(PROBE_SEED_OFFSET + s)``
+#: (``vanishing probe --seed s`` and ``vanishing explore`` alike), apart from the
+#: training data's streams.
+PROBE_SEED_OFFSET = 10_000
+
+
+def probe_generator(seed: int) -> torch.Generator:
+    """The generator a probe batch of ``seed`` is drawn from."""
+    return torch.Generator().manual_seed(PROBE_SEED_OFFSET + seed)
+
 
 OPTIMIZERS = ("sgd", "adam")
 #: sequences of each batch that gradient flossing reads

@@ -35,7 +35,14 @@ from vanishing.report.connectivity import Connectivity, task_connectivity
 from vanishing.report.html import Provenance, check_html_path
 from vanishing.tasks import Task, get_task, task_names
 from vanishing.tasks.base import MAX_LENGTH
-from vanishing.train import TrainConfig, build, build_model_for, load_checkpoint, probe_inputs
+from vanishing.train import (
+    TrainConfig,
+    build,
+    build_model_for,
+    load_checkpoint,
+    probe_generator,
+    probe_inputs,
+)
 
 __all__ = ["probe"]
 
@@ -44,9 +51,6 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 #: Model sizes when not given, in the order of the options (--hidden-size, --input-size,
 #: --layers): hidden units, features a step of the random input, recurrent layers.
 DEFAULT_SIZES = {"hidden_size": 64, "input_size": 8, "num_layers": 1}
-#: The probe batch of seed s is drawn from ``Generator().manual_seed(PROBE_SEED_OFFSET + s)``.
-PROBE_SEED_OFFSET = 10_000
-
 _NOT_WITH_CHECKPOINT = " Not with --checkpoint."
 ModelOption = Annotated[str | None, typer.Option(
     help=f"Model to build: {', '.join(MODELS)} (default rnn_tanh).{_NOT_WITH_CHECKPOINT}")]
@@ -234,7 +238,7 @@ def _build(name: str, task_name: str | None, length: int, batch: int, seed: int,
 def _probe_batch(probed: _Probed, batch: int, seed: int
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(x, y) of the task, or random N(0, 1) input (y None), from the seed's generator."""
-    g = torch.Generator().manual_seed(PROBE_SEED_OFFSET + seed)
+    g = probe_generator(seed)
     if probed.task is None:
         return torch.randn(batch, probed.length, probed.net.input_size, generator=g), None
     return probed.task.sample(probed.length, batch, g)

@@ -29,7 +29,7 @@ from ..cells import make_cell
 from ..diagnose import diagnose
 from ..init import SCHEMES
 from ..models import MODELS
-from ..train import TrainConfig, build_model_for, probe_inputs
+from ..train import PROBE_SEED_OFFSET, TrainConfig, build_model_for, probe_generator, probe_inputs
 from .params import Body, choice, integer, known, optional_number
 
 __all__ = ["DEFAULTS", "LIMITS", "PRESET", "PROBE_BATCH", "INPUT_SIZE", "PROBE_SEED_OFFSET",
@@ -45,9 +45,6 @@ LIMITS = {"hidden": 256, "length": 1000, "radius": 10.0, "forget_bias": 20.0,
 #: Sequences in the probe batch, and features per step (``vanishing probe``'s defaults).
 PROBE_BATCH = 16
 INPUT_SIZE = 8
-#: The batch of seed s is drawn from ``Generator().manual_seed(PROBE_SEED_OFFSET + s)``,
-#: as ``vanishing probe --seed s`` draws it.
-PROBE_SEED_OFFSET = 10_000
 #: The horizon's threshold (``vanishing probe``'s default).
 THRESHOLD = 1e-3
 
@@ -60,8 +57,7 @@ def forget_gate_models() -> list[str]:
 
 def probe_batch(length: int, seed: int) -> torch.Tensor:
     """x ~ N(0, 1), (PROBE_BATCH, length, INPUT_SIZE), from the seed's generator."""
-    g = torch.Generator().manual_seed(PROBE_SEED_OFFSET + seed)
-    return torch.randn(PROBE_BATCH, length, INPUT_SIZE, generator=g)
+    return torch.randn(PROBE_BATCH, length, INPUT_SIZE, generator=probe_generator(seed))
 
 
 def through_time(body: Body) -> dict:
