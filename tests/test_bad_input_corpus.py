@@ -55,6 +55,7 @@ CLI += [
     ["probe", "--hidden-size", "1000000000000"],
     ["probe", "--layers", "100000"],
     ["train", "--hidden-size", "70000"],
+    ["probe", "--model", "lstm", "--hidden-size", "65536"],  # in range: 64 GiB of weights
     ["descend", "abs(w)", "--start", "1", "--steps", "1000000000000"],
     ["sweep", "--lengths", f"10,{HUGE}", "--db", "new.sqlite"],
     ["sweep", "--lengths", "", "--db", "new.sqlite"],
@@ -261,6 +262,8 @@ def _more_api_cases():
         # each fixed in the third round (torch's allocator error before):
         "build_model: hidden_size past the bound": (
             lambda: build_model("lstm", 3, 10**12, 2), "hidden_size must be at most 65,536"),
+        "build_model: weights beyond the free memory": (
+            lambda: build_model("gru", 3, 65_536, 2), "GiB of memory free here"),
         "build_model: input_size past the bound": (
             lambda: build_model("gru", 10**12, 4, 2), "input_size must be at most 65,536"),
         "build_model: output_size past the bound": (

@@ -19,6 +19,7 @@ Model names (:data:`MODELS`): ``rnn_tanh``, ``rnn_relu``, ``lstm``, ``gru``, and
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +68,26 @@ class CellStack(nn.Module):
             inp = cell.emit(hs, inp)
             finals.append(final)
         return inp, finals
+
+
+def _free_memory() -> int | None:
+    """Bytes of memory this machine has available now (None where it cannot tell)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(model: nn.Module, core: str, hidden_size: int) -> None:
+    """Refuse, in one line, a model whose weights alone need more memory than is free
+    (torch's allocator would fail with a traceback, or the kernel kill the process)."""
+    numel = sum(p.numel() for p in model.parameters())
+    need, free = 4 * numel, _free_memory()  # float32, as built
+    if free is not None and need > free:
+        raise ValueError(f"a {core} of hidden_size {hidden_size:,} holds {numel:,} weights "
+                         f"({need / 2**30:.1f} GiB in float32), more than the "
+                         f"{free / 2**30:.1f} GiB of memory free here; use a smaller "
+                         f"hidden_size")
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,7 @@ class SequenceModel(nn.Module):
             self.core = CORES[core](size, hidden_size, num_layers) if core in CORES else \
                 CellStack(core, size, hidden_size, num_layers)
             self.head = nn.Linear(hidden_size, output_size)
+        _check_memory(self, core, hidden_size)  # sizes are known on meta, before any byte
         self.to_empty(device="cpu")
         if isinstance(self.core, nn.RNNBase):
             self.core.flatten_parameters()
