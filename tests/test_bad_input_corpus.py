@@ -262,6 +262,8 @@ def _more_api_cases():
         # each fixed in the third round (torch's allocator error before):
         "build_model: hidden_size past the bound": (
             lambda: build_model("lstm", 3, 10**12, 2), "hidden_size must be at most 65,536"),
+        "grid: a seed given twice": (
+            lambda: grid("adding", ["lstm"], [10], [0, 1, 0]), "each seed once"),
         "build_model: weights beyond the free memory": (
             lambda: build_model("gru", 3, 65_536, 2), "GiB of memory free here"),
         "build_model: input_size past the bound": (

@@ -117,7 +117,10 @@ def _seeds(seeds: int | Sequence[int]) -> list[int]:
         return list(range(seeds))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a positive count or a list of seeds, got {seeds!r}")
-    return list(dict.fromkeys(_checks.nonneg_int("seed", s) for s in seeds))
+    seeds = [_checks.nonneg_int("seed", s) for s in seeds]
+    if len(set(seeds)) != len(seeds):  # as models and lengths: the grid asked for, or none
+        raise ValueError(f"seeds: each seed once, got {', '.join(map(str, seeds))}")
+    return seeds
 
 
 def _lr_grid(lrs, models: list[str], default: float) -> dict[str, list[float]]:
