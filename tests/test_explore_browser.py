@@ -185,7 +185,8 @@ def test_dragging_the_start_point_and_stepping(page):
     page.mouse.up()
     page.wait_for_function("() => !document.querySelector('#descent-command').textContent"
                            ".includes('--start -4.0 ')")
-    page.wait_for_timeout(400)  # the last debounced request has answered
+    page.wait_for_function(  # the answer to the last change is the one drawn
+        "() => document.querySelector('#descent-plot').dataset.pending === '0'")
     command = page.locator("#descent-command").inner_text()
     start = float(command.split("--start ")[1].split()[0])
     assert -4.0 < start < 3.0

@@ -108,7 +108,8 @@
     $("lr-value").textContent = $("lr").value;
     $("momentum-value").textContent = $("momentum").value;
     const result = await fetchDescent(descentRequest());
-    if (result === null) return;
+    if (result === null) return;  // a newer request is on its way
+    $("descent-plot").dataset.pending = "0";  // what is drawn answers the last change
     showError("descent-error", result.ok ? null : result.data);
     if (!result.ok) return;
     // the whole path stays shown while it was (a run that converged early is shorter)
@@ -118,7 +119,11 @@
     descent.shown = whole ? n : Math.min(descent.shown, n);
     drawDescent();
   }
-  const updateDescentSoon = debounce(updateDescent, 120);
+  const updateDescentLater = debounce(updateDescent, 120);
+  function updateDescentSoon() {
+    $("descent-plot").dataset.pending = "1";  // until the answer to this change is drawn
+    updateDescentLater();
+  }
 
   function drawDescent() {
     const d = descent.data, svg = $("descent-plot");
