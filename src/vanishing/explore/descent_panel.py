@@ -15,14 +15,12 @@ Shapes: ``iterates``, ``losses``, ``slopes`` have n + 1 entries (n = steps taken
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from ..descent import descend, parse_expression, step_size_verdict
 from ..descent.expr import MAX_LENGTH
-from .params import Body, integer, known, number, text
+from .params import Body, integer, json_number, known, number, text
 
 __all__ = ["DEFAULTS", "LIMITS", "CURVE_POINTS", "descent", "window"]
 
@@ -65,8 +63,8 @@ def descent(body: Body) -> dict:
         "slopes": _floats(path.gradients[:, 0]),
         "regime": None if verdict is None else verdict.regime.value,
         "regime_text": None if verdict is None else verdict.regime.description,
-        "curvature": None if verdict is None else _float(verdict.curvature),
-        "lr_times_a": None if verdict is None else _float(lr * verdict.curvature),
+        "curvature": None if verdict is None else json_number(verdict.curvature),
+        "lr_times_a": None if verdict is None else json_number(lr * verdict.curvature),
         "verdict_step": None if verdict is None else verdict.step,
         "curve": {"w": _floats(grid), "loss": _floats(values)},
         "command": _command(formula, start, lr, momentum, steps),
@@ -92,11 +90,5 @@ def _command(formula: str, start: float, lr: float, momentum: float, steps: int)
     return f"vanishing descend {quoted} --start {start!r} --lr {lr!r}{extra} --steps {steps}"
 
 
-def _float(x: float) -> float | None:
-    """A JSON number: None for inf and NaN (JSON has neither)."""
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def _floats(values: np.ndarray) -> list[float | None]:
-    return [_float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    return [json_number(v) for v in np.asarray(values, dtype=np.float64).ravel()]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Body", "known", "integer", "number", "optional_number", "text", "choice", "flag"]
+__all__ = ["Body", "known", "integer", "number", "optional_number", "text", "choice", "flag",
+           "json_number"]
 
 #: A decoded request body.
 Body = dict[str, object]
@@ -102,3 +103,9 @@ def flag(body: Body, name: str, default: bool = False) -> bool:
 
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def json_number(x: float) -> float | None:
+    """A number as JSON carries it: None for inf and NaN (JSON has neither)."""
+    x = float(x)
+    return x if math.isfinite(x) else None

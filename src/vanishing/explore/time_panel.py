@@ -30,7 +30,7 @@ from ..diagnose import diagnose
 from ..init import SCHEMES
 from ..models import MODELS
 from ..train import PROBE_SEED_OFFSET, TrainConfig, build_model_for, probe_generator, probe_inputs
-from .params import Body, choice, integer, known, optional_number
+from .params import Body, choice, integer, json_number, known, optional_number
 
 __all__ = ["DEFAULTS", "LIMITS", "PRESET", "PROBE_BATCH", "INPUT_SIZE", "PROBE_SEED_OFFSET",
            "THRESHOLD", "forget_gate_models", "through_time", "probe_batch"]
@@ -83,8 +83,8 @@ def through_time(body: Body) -> dict:
         "cell": cell, "hidden": hidden, "length": length, "init": init, "radius": radius,
         "forget_bias": forget_bias, "seed": seed, "threshold": THRESHOLD,
         "relative": [float(v) if v > 0 else None for v in relative],  # by lag; 0: underflow
-        "horizon": result.horizon, "decay_rate": _float(result.decay_rate),
-        "factor": _float(math.exp(result.decay_rate)) if np.isfinite(result.decay_rate)
+        "horizon": result.horizon, "decay_rate": json_number(result.decay_rate),
+        "factor": json_number(math.exp(result.decay_rate)) if np.isfinite(result.decay_rate)
         else None,
         "verdict": result.verdict.kind, "reason": result.verdict.reason,
         "weights": [_weights(w) for w in result.weights],
@@ -96,8 +96,8 @@ def through_time(body: Body) -> dict:
 
 def _weights(w) -> dict:
     """One layer's W_hh against Pascanu's condition sigma_max < 1/gamma."""
-    return {"layer": w.layer, "mode": w.mode, "spectral_radius": _float(w.spectral_radius),
-            "sigma_max": _float(w.sigma_max), "gamma": w.gamma,
+    return {"layer": w.layer, "mode": w.mode, "spectral_radius": json_number(w.spectral_radius),
+            "sigma_max": json_number(w.sigma_max), "gamma": w.gamma,
             "bound": None if not w.gamma else 1.0 / w.gamma,
             "vanishing_guaranteed": w.vanishing_guaranteed, "forget_bias": w.forget_bias}
 
@@ -114,6 +114,3 @@ def _command(cell: str, length: int, hidden: int, init: str, radius: float | Non
     return line + f" --batch {PROBE_BATCH} --seed {seed}"
 
 
-def _float(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
