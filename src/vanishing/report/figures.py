@@ -22,8 +22,10 @@ __all__ = ["plot_gradient_decay", "plot_learning_curves", "demo_figures", "save"
 #: Resolution of every PNG the tool writes (7 x 4.2 in -> 840 x 504 pixels).
 DPI = 120
 
+#: One colour per model (matplotlib's tab10, so ten models never share one in a figure).
 COLORS = {"rnn_tanh": "#d62728", "rnn_relu": "#ff7f0e", "irnn": "#9467bd",
-          "lstm": "#1f77b4", "gru": "#2ca02c"}
+          "lstm": "#1f77b4", "gru": "#2ca02c", "exprnn": "#8c564b", "indrnn": "#e377c2",
+          "lru": "#17becf", "mingru": "#bcbd22", "minlstm": "#7f7f7f"}
 
 
 def save(fig: Figure, path: str | Path) -> Path:

@@ -31,7 +31,7 @@ def _by_model(points: Sequence[SweepPoint]) -> dict[str, list[SweepPoint]]:
     return out
 
 
-MARKERS = "osD^vP"
+MARKERS = "osD^vPX*<>"
 
 
 def _nudge(lengths: np.ndarray, i: int, n: int) -> np.ndarray:
@@ -83,9 +83,10 @@ def success_figure(
     task = points[0].task
     _length_axis(ax, sorted({p.length for p in points} | set(baseline or ())))
     ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel(f"fraction of seeds solved ({'/'.join(map(str, seeds))} per point)")
+    count = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+    ax.set_ylabel(f"fraction of seeds solved ({count} per point)")
     ax.set_title(title or f"{task}: success against sequence length")
-    ax.legend()
+    _legend(fig, ax)
     return fig
 
 
@@ -125,7 +126,7 @@ def horizon_figure(points: Sequence[SweepPoint], *, title: str | None = None) ->
     ax.set_ylim(bottom=0)
     ax.set_ylabel("gradient horizon after training (steps back)")
     ax.set_title(title or f"{points[0].task}: how far back the trained model's gradient reaches")
-    ax.legend()
+    _legend(fig, ax)
     return fig
 
 
@@ -143,3 +144,12 @@ def sweep_plots(points: Sequence[SweepPoint]) -> dict[str, Figure]:
 def sweep_figures(points: Sequence[SweepPoint], out: str | Path) -> list[Path]:
     """``sweep-<task>-success.png`` and ``sweep-<task>-horizon.png`` for every task."""
     return [save(fig, Path(out) / f"{stem}.png") for stem, fig in sweep_plots(points).items()]
+
+
+def _legend(fig: Figure, ax) -> None:
+    """The legend inside the axes for a few models; beside them, outside the data, for
+    more (nine models' entries would cover the curves)."""
+    if len(ax.get_legend_handles_labels()[0]) > 6:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=9)
+    else:
+        ax.legend()
