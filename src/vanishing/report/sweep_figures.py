@@ -150,6 +150,6 @@ def _legend(fig: Figure, ax) -> None:
     """The legend inside the axes for a few models; beside them, outside the data, for
     more (nine models' entries would cover the curves)."""
     if len(ax.get_legend_handles_labels()[0]) > 6:
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=9)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside center right", fontsize=9)
     else:
         ax.legend()
