@@ -57,6 +57,17 @@ def parse_html():
     return parse
 
 
+def require_playwright() -> None:
+    """At the top of a browser-test module: pytest-playwright must be installed (the dev
+    extras install it); under CI its absence fails the run, elsewhere the module skips."""
+    if importlib.util.find_spec("pytest_playwright") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and pytest-playwright is not installed (pip install -e "
+                        "'.[dev]')", pytrace=False)
+        pytest.skip("pytest-playwright is not installed; run scripts/test",
+                    allow_module_level=True)
+
+
 def browser_missing(reason: str) -> None:
     """Under CI a missing browser fails the run; elsewhere the browser tests skip."""
     if os.environ.get("CI") == "true":

@@ -5,7 +5,6 @@ numbers that run printed, hovering a word shows its share, it looks the same wit
 network off, and it prints. Screenshots are kept in pytest's tmp dir (the path is printed)
 and copied to ``vanishing-out/screenshots/`` when git ignores that folder."""
 
-import importlib.util
 import os
 import re
 import shutil
@@ -16,11 +15,9 @@ from pathlib import Path
 
 import pytest
 
-if importlib.util.find_spec("pytest_playwright") is None:  # the dev extras install it
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true and pytest-playwright is not installed (pip install -e '.[dev]')",
-                    pytrace=False)
-    pytest.skip("pytest-playwright is not installed; run scripts/test", allow_module_level=True)
+from conftest import require_playwright
+
+require_playwright()
 
 #: three real CLI runs and a browser: about a minute, so out of the quick subset (the
 #: README's test command, what CI runs, includes them)

@@ -9,7 +9,6 @@ whole page is saved as docs/img/explore.png."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,12 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-if importlib.util.find_spec("pytest_playwright") is None:  # the dev extras install it
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true and pytest-playwright is not installed (pip install -e '.[dev]')",
-                    pytrace=False)
-    pytest.skip("pytest-playwright is not installed; run scripts/test", allow_module_level=True)
-
+from conftest import require_playwright
 from vanishing import build_model
 from vanishing.demo import DEFAULT_MODELS, DEFAULT_STEPS, demo_config
 from vanishing.descent import descend, step_size_verdict
@@ -35,6 +29,8 @@ from vanishing.probe import hidden_gradients
 from vanishing.report.connectivity import task_connectivity
 from vanishing.tasks.language import LanguageTask
 from vanishing.train import load_checkpoint, save_checkpoint, train
+
+require_playwright()
 
 #: a browser and a few small trainings: out of the quick subset, like the other browser tests
 pytestmark = pytest.mark.slow
@@ -230,6 +226,15 @@ def _wait_for_time(page, cell: str, length: int, radius=None, forget_bias=None) 
         " return Object.keys(want).every(k => got[k] === want[k]); }", arg=want)
 
 
+def _drawn_as_the_library(page, cell: str, length: int, **init):
+    """Wait for the curve of these settings (hidden 64), check it against the library's
+    own ||dL/dh_t|| / ||dL/dh_T|| computed here, and return that trace."""
+    _wait_for_time(page, cell, length, **init)
+    trace = _library_relative(cell, 64, length, **init)
+    np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
+    return trace
+
+
 def test_through_time_controls_redraw_the_librarys_gradient(page, shots):
     trace = _library_relative("rnn_tanh", 64, 200)
     np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
@@ -239,16 +244,12 @@ def test_through_time_controls_redraw_the_librarys_gradient(page, shots):
     page.focus("#length")
     for _ in range(10):
         page.keyboard.press("ArrowLeft")  # T: 200 -> 190
-    _wait_for_time(page, "lstm", 190)
-    trace = _library_relative("lstm", 64, 190)
-    np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
+    _drawn_as_the_library(page, "lstm", 190)
     assert page.locator("#time-curve").get_attribute("d") != before
     page.check("#forget-on")
     _move(page, "#forget", "4")
-    _wait_for_time(page, "lstm", 190, forget_bias=4.0)
+    trace = _drawn_as_the_library(page, "lstm", 190, forget_bias=4.0)
     assert "no --forget-bias" in page.locator("#time-command").inner_text()
-    trace = _library_relative("lstm", 64, 190, forget_bias=4.0)
-    np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
     assert int(page.locator("#time-horizon").get_attribute("data-value")) == trace.horizon()
     decay = float(page.locator("#time-decay").get_attribute("data-value"))
     assert decay == pytest.approx(trace.decay_rate(), rel=1e-9)
@@ -256,10 +257,8 @@ def test_through_time_controls_redraw_the_librarys_gradient(page, shots):
     page.uncheck("#forget-on")
     page.check("#radius-on")
     _move(page, "#radius", "0.5")
-    _wait_for_time(page, "rnn_tanh", 190, radius=0.5)
+    _drawn_as_the_library(page, "rnn_tanh", 190, radius=0.5)
     assert "--radius 0.5 " in page.locator("#time-command").inner_text()
-    trace = _library_relative("rnn_tanh", 64, 190, radius=0.5)
-    np.testing.assert_allclose(_drawn_relative(page), trace.relative()[::-1], rtol=1e-9)
     assert json.loads(page.locator("#time-pascanu").get_attribute("data-guaranteed")) == [True]
     _shot(page, shots, "explore-time")
 
